@@ -1,0 +1,180 @@
+"""Writing every output file of a reconstructed face into its folder, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from df2net import __version__
+from df2net.io import write_text_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from df2net.reconstruct import FaceResult
+
+#: Output formats a user can pick with ``--formats``, and the files each one writes.
+FORMATS: dict[str, str] = {
+    "depth": "depth.npy (float32, crop pixels)",
+    "depth16": "depth.png (16-bit) + depth.json (its scale) + depth_color.png",
+    "normals": "normals.png",
+    "crop": "crop.png (masked crop) and mask.png",
+    "ply": "points.ply (coloured point cloud)",
+    "obj": "mesh.obj + mesh.mtl + mesh.png (texture)",
+    "glb": "mesh.glb (binary glTF, texture embedded)",
+    "preview": "preview.png (shaded mesh from the front and a side, and the crop)",
+    "metadata": "metadata.json (boxes, landmarks, timings, versions)",
+}
+ALL_FORMATS: frozenset[str] = frozenset(FORMATS)
+
+
+def parse_formats(text: str | None) -> set[str]:
+    """Parse a comma-separated ``--formats`` value; ``None`` or ``"all"`` means every format."""
+    if text is None or text.strip() in ("", "all"):
+        return set(ALL_FORMATS)
+    chosen = {t.strip() for t in text.split(",") if t.strip()}
+    unknown = chosen - ALL_FORMATS
+    if unknown:
+        raise ValueError(f"unknown format(s) {sorted(unknown)}; choose from {sorted(ALL_FORMATS)}")
+    return chosen
+
+
+def face_folder(out_dir: Path, stem: str, index: int) -> Path:
+    """Folder of one face: ``OUT/<photo stem>/face<index>``."""
+    return out_dir / stem / f"face{index}"
+
+
+def write_face(face: FaceResult, folder: Path, formats: set[str] | None = None) -> list[Path]:
+    """Write ``face``'s files into ``folder``.
+
+    Files go into a hidden temporary folder beside it that is renamed onto ``folder`` once all
+    are written, so an interrupted run never leaves a half-written face behind.
+    """
+    formats = set(ALL_FORMATS) if formats is None else set(formats)
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    try:
+        timings: dict[str, float] = {}
+        for name in _ORDER:
+            if name in formats:
+                _WRITERS[name](face, tmp, timings)
+        if "metadata" in formats:
+            _write_metadata(face, tmp, timings)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def _timed(fn: Callable[[FaceResult, Path], None], name: str) -> Callable[[FaceResult, Path, dict], None]:
+    import time
+
+    def run(face: FaceResult, folder: Path, timings: dict[str, float]) -> None:
+        t0 = time.perf_counter()
+        fn(face, folder)
+        timings[f"write_{name}_s"] = round(time.perf_counter() - t0, 4)
+
+    return run
+
+
+def _write_depth(face: FaceResult, folder: Path) -> None:
+    from df2net.export import write_depth_npy
+
+    write_depth_npy(folder / "depth.npy", face.depth)
+
+
+def _write_depth16(face: FaceResult, folder: Path) -> None:
+    from df2net.export import write_depth_colormap_png, write_depth_png16
+
+    write_depth_png16(folder / "depth.png", face.depth, face.mask)
+    write_depth_colormap_png(folder / "depth_color.png", face.depth, face.mask)
+
+
+def _write_normals(face: FaceResult, folder: Path) -> None:
+    from df2net.export import write_normals_png
+
+    write_normals_png(folder / "normals.png", face.normals, face.mask)
+
+
+def _write_crop(face: FaceResult, folder: Path) -> None:
+    from df2net.export import write_mask_png, write_rgb_png
+
+    write_rgb_png(folder / "crop.png", face.masked_crop)
+    write_mask_png(folder / "mask.png", face.mask)
+
+
+def _write_ply(face: FaceResult, folder: Path) -> None:
+    from df2net.export import write_ply
+    from df2net.geometry import depth_to_points
+
+    points, colors = depth_to_points(face.depth, face.mask, face.crop)
+    write_ply(folder / "points.ply", points, colors)
+
+
+def _write_obj(face: FaceResult, folder: Path) -> None:
+    from df2net.export import write_obj
+
+    write_obj(folder / "mesh.obj", face.surface, face.crop)
+
+
+def _write_glb(face: FaceResult, folder: Path) -> None:
+    from df2net.export import write_glb
+
+    write_glb(folder / "mesh.glb", face.surface, face.crop)
+
+
+def _write_preview(face: FaceResult, folder: Path) -> None:
+    from df2net.export import write_rgb_png
+    from df2net.preview import make_preview
+
+    write_rgb_png(folder / "preview.png", make_preview(face.masked_crop, face.surface))
+
+
+def _write_metadata(face: FaceResult, folder: Path, write_timings: dict[str, float]) -> None:
+    import dlib
+    import torch
+
+    meta = {
+        "source": face.source,
+        "face_index": face.index,
+        "box_xyxy": [round(float(v), 2) for v in face.box],
+        "crop_box_xy_side": [round(float(v), 2) for v in face.crop_box],
+        "crop_size": int(face.crop.shape[0]),
+        "landmarks_image": np.round(face.landmarks_image, 2).tolist(),
+        "landmarks_crop": np.round(face.landmarks, 2).tolist(),
+        "depth_units": "crop pixels, larger is nearer, 0 outside the mask",
+        "depth_range": [0.0, round(float(face.depth[face.mask].max()), 3) if face.mask.any() else 0.0],
+        "mask_pixels": int(face.mask.sum()),
+        "timings_s": {**{k: round(v, 4) for k, v in face.timings.items()}, **write_timings},
+        "model": face.model_info,
+        "versions": {
+            "df2net": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "dlib": getattr(dlib, "__version__", "unknown"),
+            "python": platform.python_version(),
+        },
+    }
+    write_text_atomic(folder / "metadata.json", json.dumps(meta, indent=2))
+
+
+_ORDER = ("depth", "depth16", "normals", "crop", "ply", "obj", "glb", "preview")
+_WRITERS = {
+    "depth": _timed(_write_depth, "depth"),
+    "depth16": _timed(_write_depth16, "depth16"),
+    "normals": _timed(_write_normals, "normals"),
+    "crop": _timed(_write_crop, "crop"),
+    "ply": _timed(_write_ply, "ply"),
+    "obj": _timed(_write_obj, "obj"),
+    "glb": _timed(_write_glb, "glb"),
+    "preview": _timed(_write_preview, "preview"),
+}

@@ -1,0 +1,232 @@
+"""The straight path from a photo to reconstructed faces: load, detect, crop, run the network.
+
+``Reconstructor`` is the public entry point::
+
+    from df2net import Reconstructor
+    faces = Reconstructor()("photo.jpg")
+    faces[0].save("out/")
+    mesh = faces[0].to_mesh()
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from df2net.config import CROP_SIZE, CropConfig, MaskConfig
+from df2net.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import trimesh
+
+    from df2net.face import FaceCrop
+    from df2net.geometry import Mesh
+
+Stage = Literal["dense", "fine", "finer"]
+STAGES: tuple[Stage, ...] = ("dense", "fine", "finer")
+
+
+@dataclass
+class FaceResult:
+    """One reconstructed face. Arrays are in the crop frame (see docs/conventions.md).
+
+    ``depth`` is the final (finer) depth in crop pixels, larger = nearer, 0 outside ``mask``;
+    ``stages`` holds the depth after each stage (``dense``, ``fine``, ``finer``).
+    """
+
+    source: str
+    index: int
+    crop: np.ndarray  # (S, S, 3) uint8, unmasked
+    mask: np.ndarray  # (S, S) bool
+    landmarks: np.ndarray  # (68, 2) float32, crop frame
+    landmarks_image: np.ndarray  # (68, 2) float32, image frame
+    box: np.ndarray  # (4,) x0, y0, x1, y1 of the detection, image frame
+    crop_box: tuple[float, float, float]  # x0, y0, side of the square crop, image frame
+    stages: dict[str, np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)
+    model_info: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def depth(self) -> np.ndarray:
+        """Final depth map ``(S, S)`` float32 in crop pixels."""
+        return self.stages["finer"]
+
+    @cached_property
+    def normals(self) -> np.ndarray:
+        """Unit normals ``(S, S, 3)`` computed from :attr:`depth` inside the mask."""
+        from df2net.geometry import depth_to_normals
+
+        return depth_to_normals(self.depth, self.mask)
+
+    @property
+    def masked_crop(self) -> np.ndarray:
+        """The crop with everything outside the face mask set to black."""
+        return self.crop * self.mask[..., None].astype(np.uint8)
+
+    @cached_property
+    def surface(self) -> Mesh:
+        """The final face mesh, built once and shared by every exporter."""
+        return self.mesh()
+
+    def mesh(self, stage: Stage = "finer", step: int = 1) -> Mesh:
+        """The face surface as a df2net :class:`~df2net.geometry.Mesh` (crop-pixel units)."""
+        from df2net.geometry import depth_to_mesh
+
+        return depth_to_mesh(self.stages[stage], self.mask, self.crop, step=step)
+
+    def to_mesh(self, stage: Stage = "finer", step: int = 1) -> trimesh.Trimesh:
+        """The face surface as a textured ``trimesh.Trimesh`` (texture = the crop)."""
+        return self.mesh(stage, step).to_trimesh(self.crop)
+
+    def save(self, folder: str | Path, formats: set[str] | None = None) -> list[Path]:
+        """Write this face's files into ``folder`` (created); return the paths written."""
+        from df2net.outputs import write_face
+
+        return write_face(self, Path(folder), formats)
+
+
+def _to_network_input(crops: list[FaceCrop], size: int) -> torch.Tensor:
+    """Masked crops as a ``(B, 3, size, size)`` float tensor in [-1, 1]."""
+    batch = np.stack([c.masked_image for c in crops]).astype(np.float32)
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).div_(127.5).sub_(1.0)
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="area")
+    return x.contiguous()
+
+
+class Reconstructor:
+    """Photo in, reconstructed faces out. Loads the detector and the network once.
+
+    Args:
+        weights: a ``.safetensors`` file of df2net weights; ``None`` takes the weights shipped
+            inside the package (raises :class:`~df2net.errors.WeightsError` if there are none).
+        device: ``"cpu"`` or ``"cuda"``.
+        max_batch: faces of one photo run through the network together, this many at a time.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        device: str = "cpu",
+        crop_config: CropConfig = CropConfig(),
+        mask_config: MaskConfig = MaskConfig(),
+        max_batch: int = 4,
+    ) -> None:
+        from df2net.face import FaceDetector
+        from df2net.model.weights import load_model
+
+        self.device = torch.device(device)
+        loaded = load_model(weights, device=str(self.device))
+        self.model = loaded.model
+        self.model_config = loaded.config
+        self.model_info = {
+            "weights": str(loaded.path) if getattr(loaded, "path", None) else str(weights),
+            "config": self.model_config.name,
+            "sha256": str(loaded.metadata.get("sha256", "")),
+        }
+        self.detector = FaceDetector()
+        self.crop_config = crop_config
+        self.mask_config = mask_config
+        self.max_batch = max_batch
+
+    def __call__(self, image: np.ndarray | str | Path, source: str | None = None) -> list[FaceResult]:
+        """Reconstruct every face in ``image`` (an RGB array or a path to a photo).
+
+        Raises :class:`~df2net.errors.InputError` naming the source when the file cannot be read
+        or holds no usable face.
+        """
+        from df2net.face import detect_and_crop
+        from df2net.io import load_image
+
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if isinstance(image, (str, Path)):
+            loaded = load_image(image)
+            rgb, source = loaded.rgb, source or str(image)
+        else:
+            rgb, source = _as_rgb(image, source or "<array>"), source or "<array>"
+        timings["load_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        crops = detect_and_crop(
+            rgb, source, detector=self.detector, crop_cfg=self.crop_config, mask_cfg=self.mask_config
+        )
+        timings["detect_crop_s"] = time.perf_counter() - t0
+        return self.reconstruct_crops(crops, source, timings)
+
+    @torch.inference_mode()
+    def predict_depth(self, crops: list[FaceCrop]) -> dict[str, np.ndarray]:
+        """Run the network on crops; depth of each stage as ``(B, S, S)`` float32 crop pixels."""
+        cfg = self.model_config
+        out: dict[str, list[np.ndarray]] = {s: [] for s in STAGES}
+        for start in range(0, len(crops), self.max_batch):
+            chunk = crops[start : start + self.max_batch]
+            x = _to_network_input(chunk, cfg.input_size).to(self.device)
+            stages = self.model.forward_stages(x)
+            for name in STAGES:
+                d = getattr(stages, name)
+                if d.shape[-1] != CROP_SIZE:
+                    d = F.interpolate(d, size=(CROP_SIZE, CROP_SIZE), mode="bilinear", align_corners=False)
+                # Network units -> input-size pixels -> crop pixels.
+                px = self.model.to_pixels(d) * (CROP_SIZE / cfg.input_size)
+                out[name].append(px[:, 0].float().cpu().numpy())
+        return {name: np.concatenate(v) for name, v in out.items()}
+
+    def reconstruct_crops(
+        self, crops: list[FaceCrop], source: str, timings: dict[str, float] | None = None
+    ) -> list[FaceResult]:
+        """Run the network on already-made crops (one batch per photo) and wrap the results."""
+        timings = dict(timings or {})
+        t0 = time.perf_counter()
+        depths = self.predict_depth(crops)
+        timings["network_s"] = time.perf_counter() - t0
+        per_face = {k: v / max(len(crops), 1) for k, v in timings.items()}
+        results = []
+        for i, crop in enumerate(crops):
+            stages = {name: _normalise_depth(depths[name][i], crop.mask) for name in STAGES}
+            results.append(
+                FaceResult(
+                    source=source,
+                    index=i,
+                    crop=crop.image,
+                    mask=crop.mask,
+                    landmarks=crop.landmarks.astype(np.float32),
+                    landmarks_image=crop.detection.landmarks.astype(np.float32),
+                    box=np.asarray(crop.detection.box, dtype=np.float32),
+                    crop_box=tuple(float(v) for v in crop.crop_box),
+                    stages=stages,
+                    timings=dict(per_face),
+                    model_info=dict(self.model_info),
+                )
+            )
+        return results
+
+
+def _normalise_depth(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Shift depth so its minimum inside the mask is 0; zero outside the mask."""
+    depth = depth.astype(np.float32)
+    if mask.any():
+        depth = depth - float(depth[mask].min())
+    return np.where(mask, depth, 0.0).astype(np.float32)
+
+
+def _as_rgb(image: np.ndarray, source: str) -> np.ndarray:
+    """Accept an (H, W), (H, W, 3) or (H, W, 4) uint8 array; return (H, W, 3) uint8 RGB."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise InputError(source, f"unsupported array dtype {arr.dtype} (expected uint8)")
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return np.ascontiguousarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        alpha = arr[..., 3:4].astype(np.float32) / 255.0
+        return (arr[..., :3].astype(np.float32) * alpha + 0.5).astype(np.uint8)
+    raise InputError(source, f"unsupported array shape {arr.shape}")
