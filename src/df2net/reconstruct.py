@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from df2net.config import CROP_SIZE, CropConfig, MaskConfig
+from df2net.config import CropConfig, MaskConfig
 from df2net.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,13 +92,35 @@ class FaceResult:
         return write_face(self, Path(folder), formats)
 
 
-def _to_network_input(crops: list[FaceCrop], size: int) -> torch.Tensor:
-    """Masked crops as a ``(B, 3, size, size)`` float tensor in [-1, 1]."""
-    batch = np.stack([c.masked_image for c in crops]).astype(np.float32)
-    x = torch.from_numpy(batch).permute(0, 3, 1, 2).div_(127.5).sub_(1.0)
+def to_network_input(images: np.ndarray, masks: np.ndarray, size: int) -> torch.Tensor:
+    """Masked crops ``(B, S, S, 3)`` uint8 as a ``(B, 3, size, size)`` float tensor in [-1, 1]."""
+    masked = images.astype(np.float32) * masks[..., None]
+    x = torch.from_numpy(masked).permute(0, 3, 1, 2).div_(127.5).sub_(1.0)
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="area")
     return x.contiguous()
+
+
+@torch.inference_mode()
+def predict_stage_depths(
+    model: torch.nn.Module, config, images: np.ndarray, masks: np.ndarray, device: str | torch.device = "cpu"
+) -> dict[str, np.ndarray]:
+    """Depth after each stage for crops ``(B, S, S, 3)`` uint8 with masks ``(B, S, S)``.
+
+    Returns ``{stage: (B, S, S) float32}`` in crop pixels (not yet offset to the mask).
+    """
+    size = images.shape[1]
+    x = to_network_input(images, masks, config.input_size).to(device)
+    stages = model.forward_stages(x)
+    out = {}
+    for name in STAGES:
+        d = getattr(stages, name)
+        if d.shape[-1] != size:
+            d = F.interpolate(d, size=(size, size), mode="bilinear", align_corners=False)
+        # Network units -> pixels of the network input -> pixels of the crop.
+        px = model.to_pixels(d) * (size / config.input_size)
+        out[name] = px[:, 0].float().cpu().numpy()
+    return out
 
 
 class Reconstructor:
@@ -161,23 +183,17 @@ class Reconstructor:
         timings["detect_crop_s"] = time.perf_counter() - t0
         return self.reconstruct_crops(crops, source, timings)
 
-    @torch.inference_mode()
     def predict_depth(self, crops: list[FaceCrop]) -> dict[str, np.ndarray]:
-        """Run the network on crops; depth of each stage as ``(B, S, S)`` float32 crop pixels."""
-        cfg = self.model_config
-        out: dict[str, list[np.ndarray]] = {s: [] for s in STAGES}
+        """Depth of each stage for crops, ``{stage: (B, S, S)}`` in crop pixels, batched."""
+        parts: dict[str, list[np.ndarray]] = {s: [] for s in STAGES}
         for start in range(0, len(crops), self.max_batch):
             chunk = crops[start : start + self.max_batch]
-            x = _to_network_input(chunk, cfg.input_size).to(self.device)
-            stages = self.model.forward_stages(x)
+            images = np.stack([c.image for c in chunk])
+            masks = np.stack([c.mask for c in chunk])
+            depths = predict_stage_depths(self.model, self.model_config, images, masks, self.device)
             for name in STAGES:
-                d = getattr(stages, name)
-                if d.shape[-1] != CROP_SIZE:
-                    d = F.interpolate(d, size=(CROP_SIZE, CROP_SIZE), mode="bilinear", align_corners=False)
-                # Network units -> input-size pixels -> crop pixels.
-                px = self.model.to_pixels(d) * (CROP_SIZE / cfg.input_size)
-                out[name].append(px[:, 0].float().cpu().numpy())
-        return {name: np.concatenate(v) for name, v in out.items()}
+                parts[name].append(depths[name])
+        return {name: np.concatenate(v) for name, v in parts.items()}
 
     def reconstruct_crops(
         self, crops: list[FaceCrop], source: str, timings: dict[str, float] | None = None
