@@ -251,7 +251,7 @@ def make_figure(figure_rows: list[tuple[Sample, dict[str, np.ndarray]]], tile: i
     """Per sample: input | truth | each method's aligned depth | its error map (one row each)."""
     from PIL import Image, ImageDraw
 
-    from df2net.export import depth_colormap
+    from df2net.export import depth_to_colormap
 
     method_names = list(figure_rows[0][1].keys())
     best = method_names[-1]
@@ -264,11 +264,11 @@ def make_figure(figure_rows: list[tuple[Sample, dict[str, np.ndarray]]], tile: i
     for r, (sample, preds) in enumerate(figure_rows):
         mask = sample.mask & (sample.depth != 0)
         lo, hi = np.percentile(sample.depth[mask], [1, 99]) if mask.any() else (0.0, 1.0)
-        tiles = [sample.image * sample.mask[..., None], depth_colormap(sample.depth, mask, lo, hi)]
+        tiles = [sample.image * sample.mask[..., None], depth_to_colormap(sample.depth, mask, value_range=(lo, hi))]
         for name in method_names:
-            tiles.append(depth_colormap(align_depth(preds[name], sample.depth, mask), mask, lo, hi))
+            tiles.append(depth_to_colormap(align_depth(preds[name], sample.depth, mask), mask, value_range=(lo, hi)))
         err = np.abs(align_depth(preds[best], sample.depth, mask) - sample.depth)
-        tiles.append(depth_colormap(err, mask, 0.0, max(0.1 * (hi - lo), 1e-6)))
+        tiles.append(depth_to_colormap(err, mask, value_range=(0.0, max(0.1 * (hi - lo), 1e-6))))
         for c, arr in enumerate(tiles):
             im = Image.fromarray(np.asarray(arr, dtype=np.uint8)).resize((tile, tile), Image.BILINEAR)
             sheet.paste(im, (c * tile, 16 + r * tile))

@@ -158,12 +158,16 @@ _COLORMAP_RANGE = (0.12, 0.98)
 
 
 def depth_to_colormap(
-    depth: np.ndarray, mask: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.9)
+    depth: np.ndarray,
+    mask: np.ndarray,
+    percentiles: tuple[float, float] = (0.5, 99.9),
+    value_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Colour depth with a perceptual colormap (inferno): near = warm and bright, far = dark.
 
     The range is set by ``percentiles`` of the masked depth, so a few outliers on the face's
-    border do not wash out the rest.
+    border do not wash out the rest; ``value_range`` (lo, hi) fixes it instead, so several maps
+    can share one scale.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB, black outside ``mask``.
@@ -174,7 +178,7 @@ def depth_to_colormap(
     out = np.zeros((*depth.shape, 3), np.uint8)
     if not valid.any():
         return out
-    lo, hi = np.percentile(depth[valid], percentiles)
+    lo, hi = value_range if value_range is not None else np.percentile(depth[valid], percentiles)
     t = (depth[valid] - lo) / (hi - lo) if hi > lo else np.full(int(valid.sum()), 0.5)
     a, b = _COLORMAP_RANGE
     t = a + (b - a) * np.clip(t, 0.0, 1.0)

@@ -242,9 +242,10 @@ def vertex_normals(vertices_xyz: np.ndarray, faces: np.ndarray) -> np.ndarray:
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     # The cross product's length is twice the area, so summing it weights by area.
     fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    acc = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(acc, f[:, k], fn)
+    idx = f.T.ravel()  # every face's normal goes to each of its three corners
+    acc = np.stack(
+        [np.bincount(idx, weights=np.tile(fn[:, c], 3), minlength=len(v)) for c in range(3)], axis=1
+    )
     norm = np.linalg.norm(acc, axis=1, keepdims=True)
     return np.divide(acc, norm, out=np.zeros_like(acc), where=norm > 0).astype(np.float32)
 
