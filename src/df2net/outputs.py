@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from df2net import __version__
-from df2net.io import write_text_atomic
+from df2net.io import current_umask, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from df2net.reconstruct import FaceResult
@@ -66,6 +66,7 @@ def write_face(face: FaceResult, folder: Path, formats: set[str] | None = None) 
                 _WRITERS[name](face, tmp, timings)
         if "metadata" in formats:
             _write_metadata(face, tmp, timings)
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)

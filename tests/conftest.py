@@ -1,0 +1,61 @@
+"""Shared test fixtures: the demo photos beside the checkout and a loaded face detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+#: The repository root (this file is ``<root>/tests/conftest.py``).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: ``../shared/data/df2net_demo`` beside the checkout: the 25 demo photos of DF2Net.
+DEMO_DIR = (REPO_ROOT / ".." / "shared" / "data" / "df2net_demo").resolve()
+
+
+def _demo_files() -> list[Path]:
+    if not DEMO_DIR.is_dir():
+        return []
+    return sorted(DEMO_DIR.glob("*.png"), key=lambda p: (len(p.stem), p.stem))
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    """The demo photo folder; the test is skipped where ``../shared`` is absent."""
+    if not _demo_files():
+        pytest.skip(f"demo photos not found at {DEMO_DIR}")
+    return DEMO_DIR
+
+
+@pytest.fixture(scope="session")
+def demo_files(demo_dir: Path) -> list[Path]:
+    """The demo photos, in numeric order (1.png, 2.png, ..., 26.png)."""
+    return _demo_files()
+
+
+@pytest.fixture(scope="session")
+def demo_images(demo_files: list[Path]) -> dict[str, np.ndarray]:
+    """Every demo photo decoded once per session: ``{file name: (H, W, 3) uint8}``."""
+    from df2net.io import load_image
+
+    return {p.name: load_image(p).rgb for p in demo_files}
+
+
+@pytest.fixture(scope="session")
+def face_detector():
+    """The default :class:`df2net.face.FaceDetector`; skipped if dlib or its model is missing."""
+    pytest.importorskip("dlib")
+    from df2net.errors import Df2netError
+    from df2net.face import default_detector
+
+    try:
+        return default_detector()
+    except Df2netError as exc:  # pragma: no cover - depends on the environment
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def demo_detections(demo_images, face_detector):
+    """``{file name: Detections}`` for every demo photo, computed once per session."""
+    return {name: face_detector.detect(rgb) for name, rgb in demo_images.items()}
