@@ -134,7 +134,7 @@ class FaceDetector:
         """
         img = _as_dlib_image(rgb)
         upsample = 1 if max(img.shape[:2]) < UPSAMPLE_BELOW_SIDE else 0
-        rects, scores, _ = self._detector.run(img, upsample, 0.0)
+        rects, scores, _ = self._detector.run(img, upsample, config.MIN_FACE_SCORE)
         faces = []
         for rect, score in zip(rects, scores):
             shape = self._predictor(img, rect)
