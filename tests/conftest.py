@@ -59,3 +59,27 @@ def face_detector():
 def demo_detections(demo_images, face_detector):
     """``{file name: Detections}`` for every demo photo, computed once per session."""
     return {name: face_detector.detect(rgb) for name, rgb in demo_images.items()}
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """Weights of the light "cpu" configuration with a fixed random initialisation.
+
+    For tests of the plumbing (shapes, files, errors) that must not depend on training.
+    """
+    import torch
+
+    from df2net.model.df2net import build_model
+    from df2net.model.weights import save_weights
+
+    torch.manual_seed(0)
+    model = build_model("cpu").eval()
+    path = tmp_path_factory.mktemp("weights") / "random_cpu.safetensors"
+    save_weights(model, model.config, path, recipe={"note": "random initialisation, for tests"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_photo() -> Path:
+    """The sample photo bundled with the package."""
+    return REPO_ROOT / "src" / "df2net" / "samples" / "astronaut.png"

@@ -1,0 +1,60 @@
+"""The ``df2net`` command: batches, bad files, exit status, no half-written outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from df2net import __version__
+from df2net.cli import main
+
+
+def test_version_from_entry_point_and_module(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+    out = subprocess.run([sys.executable, "-m", "df2net", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_batch_goes_on_past_bad_files_and_exits_nonzero(
+    random_weights, sample_photo, tmp_path: Path, capsys
+) -> None:
+    from PIL import Image
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "notes.png").write_text("this is not an image")
+    Image.new("RGB", (200, 200), (90, 120, 150)).save(inputs / "wall.jpg")
+    truncated = inputs / "cut.png"
+    truncated.write_bytes(sample_photo.read_bytes()[:5000])
+    out = tmp_path / "out"
+    code = main(["reconstruct", str(sample_photo), str(inputs), "-o", str(out), "--weights",
+                 str(random_weights), "-q", "--formats", "depth,metadata"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (out / "astronaut" / "face0" / "depth.npy").exists()
+    assert "notes.png: not an image" in err
+    assert "wall.jpg: no face found" in err
+    assert "cut.png: truncated or corrupt image" in err
+    assert "Traceback" not in err
+    assert not [p for p in out.rglob("*") if ".part" in p.name]
+
+
+def test_all_good_inputs_exit_zero(random_weights, sample_photo, tmp_path: Path) -> None:
+    code = main(["reconstruct", str(sample_photo), "-o", str(tmp_path), "--weights", str(random_weights),
+                 "-q", "--formats", "depth"])
+    assert code == 0
+
+
+def test_bad_arguments_are_one_line_errors(random_weights, sample_photo, tmp_path: Path, capsys) -> None:
+    assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path), "--formats", "stl"]) == 2
+    assert "unknown format" in capsys.readouterr().err
+    assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path), "--weights", "missing.safetensors"]) == 2
+    assert "missing.safetensors" in capsys.readouterr().err
+    assert main(["reconstruct", str(tmp_path / "empty_dir_that_is_missing"), "-o", str(tmp_path),
+                 "--weights", str(random_weights)]) == 1
