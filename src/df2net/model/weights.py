@@ -1,0 +1,273 @@
+"""Saving, loading and converting DF2Net weights: the only place that touches weight files.
+
+Weights are ``.safetensors`` files. Their ``__metadata__`` holds JSON strings:
+
+- ``format``: ``"df2net.weights/1"``;
+- ``config``: the :class:`~df2net.model.df2net.ModelConfig` as a dict, from which the model is
+  rebuilt; ``input_size``, ``depth_scale``, ``depth_offset``: copies of its fields, for readers;
+- ``recipe``: how the weights were made (training settings, or the conversion source), or null;
+- ``df2net_version``: the version that wrote the file;
+- ``sha256``: the digest of the tensor payload (see :func:`tensor_digest`), checked on load;
+- any ``extra`` entries given to :func:`save_weights`.
+
+The original release (``DF2Net.pth.tar``, a pickled ``torch.nn.DataParallel`` state dict) is read
+only by :func:`convert_checkpoint`, with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from df2net.errors import WeightsError
+from df2net.io import atomic_path
+from df2net.model.df2net import DF2Net, ModelConfig, build_model
+
+#: Value of the ``format`` metadata entry.
+WEIGHTS_FORMAT: str = "df2net.weights/1"
+
+#: Metadata entries written by :func:`save_weights` itself; ``extra`` may not override them.
+RESERVED_KEYS: frozenset[str] = frozenset(
+    {"format", "config", "input_size", "depth_scale", "depth_offset", "recipe", "df2net_version", "sha256"}
+)
+
+#: The package folder searched by :func:`default_weights_path`.
+WEIGHTS_PACKAGE_DIR: str = "weights"
+
+_CHUNK = 1 << 24
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A network ready for inference (eval mode), with the config and metadata it was saved with."""
+
+    model: DF2Net
+    config: ModelConfig
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def tensor_digest(tensors: Mapping[str, Tensor]) -> str:
+    """SHA-256 (hex) of a tensor payload, independent of how the file lays it out.
+
+    Tensors are taken in sorted name order; for each, the digest reads the UTF-8 name, the dtype
+    name (``float32`` ...), the shape (``"64,3,4,4"``), each followed by a NUL byte, then the
+    tensor's bytes in C order (native, little-endian on every platform we run on).
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        dtype = str(t.dtype).removeprefix("torch.")
+        shape = ",".join(str(s) for s in t.shape)
+        digest.update(f"{name}\0{dtype}\0{shape}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_weights(
+    model: DF2Net,
+    config: ModelConfig,
+    path: str | Path,
+    recipe: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    *,
+    half: bool = False,
+) -> Path:
+    """Write ``model``'s state dict to ``path`` (``.safetensors``), atomically, with its metadata.
+
+    Args:
+        model: the network; its state dict must fit ``config``.
+        config: the config to record (what :func:`load_weights` rebuilds).
+        path: the file to write.
+        recipe: how the weights were made (JSON-serialisable), or None.
+        extra: more metadata entries, each stored JSON-encoded under its own key.
+        half: store floating-point tensors as float16 (about half the size); default float32.
+
+    Returns the path written. Raises ValueError for an ``extra`` key that is reserved or a value
+    that is not JSON-serialisable.
+    """
+    path = Path(path)
+    tensors: dict[str, Tensor] = {}
+    for name, value in model.state_dict().items():
+        t = value.detach().to("cpu")
+        if half and t.is_floating_point():
+            t = t.to(torch.float16)
+        tensors[name] = t.contiguous().clone()
+    from df2net import __version__
+
+    entries: dict[str, Any] = {
+        "format": WEIGHTS_FORMAT,
+        "config": asdict(config),
+        "input_size": config.input_size,
+        "depth_scale": config.depth_scale,
+        "depth_offset": config.depth_offset,
+        "recipe": recipe,
+        "df2net_version": __version__,
+        "sha256": tensor_digest(tensors),
+    }
+    for key, value in (extra or {}).items():
+        if key in RESERVED_KEYS:
+            raise ValueError(f"metadata key {key!r} is reserved")
+        entries[key] = value
+    metadata = {key: json.dumps(value, sort_keys=True) for key, value in entries.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the network described by a weights file, check its digest and load it strictly.
+
+    Returns a :class:`LoadedModel` in eval mode on ``device``. Raises
+    :class:`~df2net.errors.WeightsError` (one line naming the file) when the file is missing,
+    is not a df2net ``.safetensors`` file, was modified (digest mismatch) or does not fit the
+    config it states.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            raw_metadata = dict(handle.metadata() or {})
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        hint = " (an original DF2Net checkpoint must be converted first: df2net convert-checkpoint)"
+        raise WeightsError(f"{path}: not a readable .safetensors file: {_one_line(exc)}{hint}") from exc
+    metadata = {key: _decode(value) for key, value in raw_metadata.items()}
+    if "config" not in metadata or "sha256" not in metadata:
+        raise WeightsError(f"{path}: not df2net weights (no 'config' or 'sha256' in the metadata)")
+    try:
+        if not isinstance(metadata["config"], dict):
+            raise ValueError("it is not a JSON object")
+        config = ModelConfig.from_dict(metadata["config"])
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{path}: bad model config in the metadata: {_one_line(exc)}") from exc
+    if "input_size" in metadata and metadata["input_size"] != config.input_size:
+        raise WeightsError(
+            f"{path}: metadata input_size {metadata['input_size']} contradicts "
+            f"config input_size {config.input_size}"
+        )
+    if tensor_digest(tensors) != metadata["sha256"]:
+        raise WeightsError(f"{path}: sha256 of the tensors does not match the metadata (corrupted or modified)")
+    model = build_model(config)
+    _load_strict(model, tensors, f"{path}: weights do not fit model config {config.name!r}")
+    model.to(device).eval()
+    return LoadedModel(model=model, config=config, metadata=metadata, path=path)
+
+
+def convert_checkpoint(old_path: str | Path, new_path: str | Path, *, half: bool = False) -> Path:
+    """Convert the original DF2Net checkpoint (``DF2Net.pth.tar``) to df2net ``.safetensors``.
+
+    Accepts a dict holding ``state_dict`` or a bare state dict, with or without the ``module.``
+    prefix of ``torch.nn.DataParallel``. Batch-norm ``num_batches_tracked`` counters (absent from
+    checkpoints saved before PyTorch 0.4.1) are filled with 0 when missing; they only matter for
+    ``momentum=None``, which DF2Net does not use. Everything else must match
+    ``build_model("original")`` exactly. Returns ``new_path``.
+    """
+    old_path = Path(old_path)
+    if not old_path.is_file():
+        raise WeightsError(f"{old_path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(old_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors all mean the same thing here
+        raise WeightsError(
+            f"{old_path}: cannot be read as a PyTorch checkpoint with weights_only=True: {_one_line(exc)}"
+        ) from exc
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{old_path}: holds no state dict of tensors")
+    state = {str(name).removeprefix("module."): tensor for name, tensor in state.items()}
+    model = build_model("original")
+    for name in model.state_dict():
+        if name.endswith(".num_batches_tracked") and name not in state:
+            state[name] = torch.zeros((), dtype=torch.long)
+    _load_strict(model, state, f"{old_path}: not the original DF2Net network")
+    recipe = {
+        "source": "original DF2Net release (Zeng et al., ICCV 2019), converted",
+        "converted_from": old_path.name,
+        "converted_from_sha256": _file_sha256(old_path),
+    }
+    return save_weights(model, model.config, new_path, recipe=recipe, half=half)
+
+
+def default_weights_path() -> Path | None:
+    """The first (by name) ``*.safetensors`` file shipped in the package's ``weights/`` folder, or None."""
+    folder = resources.files("df2net").joinpath(WEIGHTS_PACKAGE_DIR)
+    if not folder.is_dir():
+        return None
+    names = sorted(e.name for e in folder.iterdir() if e.name.endswith(".safetensors") and e.is_file())
+    return Path(str(folder.joinpath(names[0]))) if names else None
+
+
+def load_model(weights: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load ``weights``, or the weights shipped with the package when None. Never downloads.
+
+    Raises :class:`~df2net.errors.WeightsError` when no weights are given and none are shipped.
+    """
+    path = Path(weights) if weights is not None else default_weights_path()
+    if path is None:
+        raise WeightsError(
+            "no weights available: none are shipped in the df2net package; pass --weights FILE.safetensors "
+            "(the original DF2Net.pth.tar can be converted with `df2net convert-checkpoint`)"
+        )
+    return load_weights(path, device=device)
+
+
+def _load_strict(model: DF2Net, state: Mapping[str, Tensor], context: str) -> None:
+    """``model.load_state_dict(state, strict=True)``, with a one-line WeightsError when it does not fit."""
+    problems = _fit_problems(state, model.state_dict())
+    if problems:
+        raise WeightsError(f"{context}: {problems}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{context}: {_one_line(exc)}") from exc
+
+
+def _fit_problems(found: Mapping[str, Tensor], expected: Mapping[str, Tensor]) -> str:
+    """A short description of how ``found`` differs from ``expected`` in names and shapes ('' if not)."""
+    missing = [name for name in expected if name not in found]
+    unexpected = [name for name in found if name not in expected]
+    reshaped = [
+        f"{name} is {list(found[name].shape)} instead of {list(expected[name].shape)}"
+        for name in expected
+        if name in found and found[name].shape != expected[name].shape
+    ]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)):
+        if items:
+            parts.append(f"{len(items)} tensors {label} (e.g. {'; '.join(items[:2])})")
+    return ", ".join(parts)
+
+
+def _decode(value: str) -> Any:
+    """A metadata value: JSON-decoded, or the raw string if it is not JSON."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
