@@ -109,8 +109,8 @@ class DepthStages(NamedTuple):
     """
 
     dense: Tensor
-    fine: Tensor
-    finer: Tensor
+    fine: Tensor | None
+    finer: Tensor | None
 
 
 class DF2Net(DNet):
@@ -130,8 +130,14 @@ class DF2Net(DNet):
         self.FNet = FNet(config.fine_channels)
         self.FrNet = FrNet(config.finer_channels)
 
-    def forward_stages(self, x: Tensor) -> DepthStages:
-        """The dense, fine and finer depths of ``x (B, 3, H, W)``, each ``(B, 1, H, W)``."""
+    def forward_stages(self, x: Tensor, until: str = "finer") -> DepthStages:
+        """The dense, fine and finer depths of ``x (B, 3, H, W)``, each ``(B, 1, H, W)``.
+
+        ``until`` ("dense", "fine" or "finer") stops after that stage (training one stage need
+        not run the later ones); the skipped stages are ``None``.
+        """
+        if until not in ("dense", "fine", "finer"):
+            raise ValueError(f"until must be dense, fine or finer, not {until!r}")
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"DF2Net needs an RGB batch (B, 3, H, W), got {tuple(x.shape)}")
         cfg = self.config
@@ -145,10 +151,16 @@ class DF2Net(DNet):
         resized = dense_hw != size
         x_dense = F.interpolate(x, size=dense_hw, mode="area") if resized else x
         dense = self.dense_depth(x_dense)
+        if until == "dense":
+            if resized:
+                dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
+            return DepthStages(dense=dense, fine=None, finer=None)
         fine = self.FNet(dense, x_dense)
         if resized:
             dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
             fine = F.interpolate(fine, size=size, mode="bilinear", align_corners=False)
+        if until == "fine":
+            return DepthStages(dense=dense, fine=fine, finer=None)
         base = dense if cfg.finer_base == "dense" else fine
         finer = base + cfg.finer_gain * self.FrNet(fine, x)
         return DepthStages(dense=dense, fine=fine, finer=finer)
