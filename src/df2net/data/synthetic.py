@@ -1,0 +1,393 @@
+"""Synthetic training faces: a random SFM shape wearing a real photo's texture, lit and detailed.
+
+One sample (:func:`render_synthetic`):
+
+1. a random shape (63 coefficients ~ N(0, 1) clipped at +-2.5), expression (6 blendshapes, modest
+   weights), pose (yaw +-60, pitch +-25, roll +-20 degrees), scale and position in a square canvas
+   sized so that df2net's crop comes out near 512 pixels (little resampling);
+2. the mesh, Loop-subdivided, rasterized in the canvas: depth (canvas pixels, larger = nearer),
+   per-pixel texture coordinates; the depth is lightly smoothed (the coarse mesh is faceted);
+3. procedural detail (:mod:`df2net.data.detail`) displaced into the depth along the view
+   (``d * n_z``), normals recomputed from the displaced depth;
+4. a photo texture from the library (hue/brightness jitter), lit in linear light with random
+   2nd-order SH lighting (Lambertian), a little specular sheen and cavity darkening, over a random
+   background (gradients, colour blobs, blurred real-photo surroundings), then camera blur, noise
+   and sometimes JPEG;
+5. df2net's own detector and crop on the render (``df2net.face``), so training sees the framing
+   inference sees; a pose dlib cannot find is redrawn, and after half the allowed attempts the
+   appearance too (all recorded in ``params["pose_attempts"]``);
+6. depth, depth without detail, mask and detail support warped into the crop; the normals are
+   recomputed there from the crop depth, so depth and normals agree exactly.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from df2net import config
+from df2net.data.detail import DETAIL_RESOLUTION, random_detail_map
+from df2net.data.maps import sample_bilinear, warp_depth_to_crop
+from df2net.data.sfm import DEPTH_OFFSET_MM, SurreyModel, model_subdivision, project_orthographic, rotation_matrix
+from df2net.data.textures import TextureLibrary, linear_to_srgb, srgb_to_linear
+
+__all__ = ["SyntheticConfig", "Sample", "render_synthetic", "SampleFailed"]
+
+
+class SampleFailed(RuntimeError):
+    """No pose of this sample gave a face df2net's detector finds."""
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Ranges of the random synthetic faces (saved in every sample's params)."""
+
+    canvas: int = 640
+    crop_fraction: tuple[float, float] = (0.72, 0.9)  # crop side / canvas side (targeted)
+    centre_jitter: float = 0.02  # of the canvas side
+    yaw_deg: float = 60.0
+    pitch_deg: float = 25.0
+    roll_deg: float = 20.0
+    shape_clip: float = 2.5
+    expression_prob: float = 0.35  # per blendshape
+    expression_max: float = 0.6
+    subdivision_levels: int = 1
+    base_smooth_crop_px: float = 1.2  # depth smoothing of the mesh (crop pixels)
+    detail: bool = True
+    detail_resolution: int = DETAIL_RESOLUTION
+    max_pose_tries: int = 8
+    crop_size: int = config.CROP_SIZE
+
+
+@dataclass(eq=False)
+class Sample:
+    """One finished sample in df2net's crop frame (``docs/conventions.md``)."""
+
+    image: np.ndarray  # (S, S, 3) uint8
+    mask: np.ndarray  # (S, S) bool
+    depth: np.ndarray  # (S, S) float32 crop px, 0 off the surface
+    depth_base: np.ndarray  # (S, S) float32
+    normals: np.ndarray  # (S, S, 3) float32
+    detail_mask: np.ndarray | None  # (S, S) bool
+    landmarks: np.ndarray  # (68, 2) crop frame
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _r(x: float, n: int = 5) -> float:
+    return round(float(x), n)
+
+
+# ------------------------------------------------------------------------------------------
+# Random ingredients
+# ------------------------------------------------------------------------------------------
+
+
+def _resize(arr: np.ndarray, size: int) -> np.ndarray:
+    """Float ``(h, w, 3)`` in [0, 1] resized to ``(size, size, 3)`` (bicubic, via Pillow)."""
+    chans = [Image.fromarray(np.asarray(arr[..., c], np.float32), mode="F").resize((size, size), Image.Resampling.BICUBIC) for c in range(arr.shape[2])]
+    return np.stack([np.asarray(c, np.float64) for c in chans], -1)
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    """A background colour: mostly muted (real backdrops), sometimes saturated."""
+    grey = rng.uniform(0.05, 0.95)
+    hue = rng.uniform(0.0, 1.0, 3)
+    sat = rng.uniform(0.0, 0.6) ** 1.5
+    return np.clip(grey + sat * (hue - hue.mean()) * 2.0, 0.0, 1.0)
+
+
+def _random_background(rng: np.random.Generator, size: int, library: TextureLibrary, keys: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """``(size, size, 3)`` float sRGB background and its recipe (built at 1/4 size, upscaled)."""
+    lo = max(size // 4, 8)
+    yy, xx = np.mgrid[0:lo, 0:lo] / float(lo)
+    c0, c1 = _random_colour(rng), _random_colour(rng)
+    ang = rng.uniform(0, 2 * np.pi)
+    t = np.clip(0.5 + (np.cos(ang) * (xx - 0.5) + np.sin(ang) * (yy - 0.5)) * rng.uniform(0.5, 1.5), 0, 1)
+    bg = c0 * (1 - t[..., None]) + c1 * t[..., None]
+    n_blobs = int(rng.integers(0, 7))
+    for _ in range(n_blobs):
+        cx, cy = rng.uniform(-0.1, 1.1, 2)
+        rad = rng.uniform(0.05, 0.4)
+        a = rng.uniform(0.3, 0.9) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * rad**2))
+        bg = bg * (1 - a[..., None]) + _random_colour(rng) * a[..., None]
+    amp = rng.uniform(0.0, 0.06)
+    noise = ndimage.gaussian_filter(rng.normal(0, 1, (lo, lo, 3)), (rng.uniform(1.0, 4.0),) * 2 + (0,))
+    noise /= max(float(noise.std()), 1e-9)
+    bg = bg + amp * noise
+    recipe: dict[str, Any] = {"gradient": [c0.round(3).tolist(), c1.round(3).tolist()], "blobs": n_blobs, "noise": _r(amp, 3)}
+    bg = _resize(bg, size)
+    if keys and rng.uniform() < 0.6:
+        key = keys[int(rng.integers(len(keys)))]
+        src = library.background(key)
+        if src is not None and min(src.shape[:2]) >= 16:
+            sh, sw = src.shape[:2]
+            side = int(rng.uniform(0.35, 1.0) * min(sh, sw))
+            y0 = int(rng.integers(0, sh - side + 1))
+            x0 = int(rng.integers(0, sw - side + 1))
+            patch = Image.fromarray(src[y0 : y0 + side, x0 : x0 + side])
+            blur = rng.uniform(0.0, 2.0)
+            patch = patch.resize((size, size), Image.Resampling.BICUBIC)
+            p = np.asarray(patch, np.float64) / 255.0
+            if blur > 0.3:
+                p = np.asarray(Image.fromarray(np.asarray(patch)).filter(_gaussian(blur * size / side)), np.float64) / 255.0
+            if rng.uniform() < 0.5:
+                p = p[:, ::-1]
+            alpha = rng.uniform(0.5, 1.0)
+            bg = bg * (1 - alpha) + p * alpha
+            recipe["photo"] = {"key": key, "box": [x0, y0, side], "alpha": _r(alpha, 3), "blur": _r(blur, 3)}
+    return np.clip(bg, 0.0, 1.0), recipe
+
+
+def _gaussian(radius: float) -> Any:
+    from PIL import ImageFilter
+
+    return ImageFilter.GaussianBlur(radius)
+
+
+def _jitter_texture(rng: np.random.Generator, albedo_u8: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Linear-light albedo with a slight random hue, saturation and brightness change."""
+    lin = srgb_to_linear(albedo_u8.astype(np.float32) / 255.0)
+    gain = rng.uniform(0.8, 1.2)
+    tint = np.clip(rng.normal(1.0, 0.04, 3), 0.88, 1.12)
+    sat = rng.uniform(0.85, 1.15)
+    lum = (lin @ np.array([0.2126, 0.7152, 0.0722], np.float32))[..., None]
+    lin = lum + (lin - lum) * sat
+    lin = np.clip(lin * gain * tint, 0.0, 1.0).astype(np.float32)
+    return lin, {"gain": _r(gain, 4), "tint": tint.round(4).tolist(), "saturation": _r(sat, 4)}
+
+
+def _predicted_box(points_mm: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """Guess dlib's box from the projected SFM landmarks (image-oriented mm): centre and side.
+
+    Calibrated on renders (16 samples): dlib's box side is about 1.065 times the landmarks'
+    largest extent (spread 0.87-1.1), and its centre 0.14 box sides above theirs.
+    """
+    lo, hi = points_mm.min(0), points_mm.max(0)
+    side = 1.065 * float(max(hi - lo)) * scale
+    centre = 0.5 * (lo + hi) * scale - np.array([0.0, 0.143 * side])
+    return centre, side
+
+
+def _draw_appearance(rng: np.random.Generator, library: TextureLibrary, keys: list[str], canvas: int) -> dict[str, Any]:
+    """Texture (with jitter), SH lighting, sheen, exposure, background and camera effects."""
+    from df2net.shading import random_sh_lighting
+
+    key = keys[int(rng.integers(len(keys)))]
+    albedo_lin, tex_jitter = _jitter_texture(rng, library.albedo(key))
+    light = np.asarray(random_sh_lighting(rng, colour=True, ambient=(0.2, 0.6), strength=(0.3, 1.1), max_angle_deg=70.0), np.float64)
+    look = {
+        "key": key,
+        "albedo_lin": albedo_lin,
+        "tex_jitter": tex_jitter,
+        "light": light,
+        "spec_k": rng.uniform(0.0, 0.12),
+        "spec_p": rng.uniform(8.0, 40.0),
+        "cavity_k": rng.uniform(0.1, 0.6),
+        "mouth_colour": rng.uniform(0.01, 0.05) * np.array([1.0, 0.55, 0.5]),
+        "exposure": rng.uniform(0.85, 1.35),
+    }
+    look["background"], look["bg_recipe"] = _random_background(rng, canvas, library, keys)
+    look["cam_blur"] = rng.uniform(0.0, 0.9)
+    look["cam_noise"] = rng.uniform(0.002, 0.015)
+    look["jpeg_q"] = int(rng.integers(55, 96)) if rng.uniform() < 0.3 else None
+    return look
+
+
+def _detail_support(depth: np.ndarray, base: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    return valid & (depth != base)
+
+
+# ------------------------------------------------------------------------------------------
+# The sample
+# ------------------------------------------------------------------------------------------
+
+
+def render_synthetic(
+    rng: np.random.Generator,
+    model: SurreyModel,
+    library: TextureLibrary,
+    keys: list[str],
+    cfg: SyntheticConfig = SyntheticConfig(),
+    detector: Any = None,
+) -> Sample:
+    """Draw and render one synthetic face (see the module docstring).
+
+    Args:
+        rng: the sample's own generator (same generator state -> identical sample).
+        model: the SFM.
+        library: texture library; ``keys`` chooses among its entries (sorted, fixed order).
+        cfg: ranges.
+        detector: a :class:`df2net.face.FaceDetector` (default: the process-wide one).
+
+    Raises:
+        SampleFailed: no pose out of ``cfg.max_pose_tries`` was detected.
+    """
+    from df2net.face import crop_face, default_detector
+    from df2net.geometry import depth_to_normals, smooth_depth
+    from df2net.render import rasterize
+    from df2net.shading import shade
+
+    if not keys:
+        raise ValueError("the texture library is empty: give photos to take textures from")
+    detector = detector if detector is not None else default_detector()
+    size = cfg.crop_size
+    canvas = cfg.canvas
+
+    # Identity, expression and detail: drawn once. Appearance (texture, light, background,
+    # camera): drawn once, and again if half the pose attempts were not detected.
+    shape = np.clip(rng.normal(0.0, 1.0, model.n_shape), -cfg.shape_clip, cfg.shape_clip)
+    on = rng.uniform(size=model.n_expression) < cfg.expression_prob
+    expr = np.where(on, rng.uniform(0.0, cfg.expression_max, model.n_expression), 0.0)
+    expr_named = {n: _r(v, 4) for n, v in zip(model.expression_names, expr)}
+    vertices = model.vertices(shape, expr)
+    detail = random_detail_map(rng, model, cfg.detail_resolution, expression=expr_named) if cfg.detail else None
+    look = _draw_appearance(rng, library, keys, canvas)
+
+    sub = model_subdivision(model, cfg.subdivision_levels)
+    uv_fine = sub.apply_linear(model.uv)
+    lm_idx, lm_vert = model.landmark_array()
+
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(cfg.max_pose_tries):
+        if attempt == cfg.max_pose_tries // 2 and attempt > 0:
+            look = _draw_appearance(rng, library, keys, canvas)
+            attempts.append({"result": "appearance redrawn"})
+        light, exposure, albedo_lin = look["light"], look["exposure"], look["albedo_lin"]
+        rt = albedo_lin.shape[0]
+        # Later attempts narrow the pose toward frontal: dlib's frontal detector misses about
+        # half the faces turned beyond 35 degrees (the render of such a face is then wasted).
+        narrow = 0.75**attempt
+        yaw = rng.uniform(-cfg.yaw_deg, cfg.yaw_deg) * narrow
+        pitch = rng.uniform(-cfg.pitch_deg, cfg.pitch_deg) * narrow
+        roll = rng.uniform(-cfg.roll_deg, cfg.roll_deg) * narrow
+        rot = rotation_matrix(yaw, pitch, roll)
+        crop_side = rng.uniform(*cfg.crop_fraction) * canvas
+        jitter = rng.uniform(-cfg.centre_jitter, cfg.centre_jitter, 2) * canvas
+        pose = {"yaw": _r(yaw, 3), "pitch": _r(pitch, 3), "roll": _r(roll, 3)}
+
+        pts = vertices[lm_vert] @ rot.T
+        pts_img = np.stack([pts[:, 0], -pts[:, 1]], 1)  # mm, x right, y down
+        centre_mm, side_mm = _predicted_box(pts_img, 1.0)
+        scale = crop_side / (config.CropConfig().scale * side_mm)  # canvas px per mm
+        box_centre = np.array([canvas / 2.0, canvas / 2.0]) + jitter + np.array([0.0, config.CropConfig().shift_up * side_mm * scale])
+        origin = box_centre - centre_mm * scale  # where the model origin lands
+        screen = project_orthographic(vertices, rot, scale, (origin[0], origin[1]))
+        screen[:, 2] += DEPTH_OFFSET_MM * scale  # positive depth on the surface
+        fine = sub.apply(screen)
+        ras = rasterize(fine, sub.faces, canvas, canvas)
+        m = ras.mask
+        if m.sum() < 1000:
+            attempts.append({**pose, "result": "too small"})
+            continue
+
+        smooth_sigma = cfg.base_smooth_crop_px * crop_side / size
+        base = smooth_depth(ras.depth, m, smooth_sigma)
+        uvp = ras.interpolate(uv_fine)[m]  # (P, 2)
+        depth_full = base.copy()
+        disp_px = np.zeros((canvas, canvas), np.float32)
+        if detail is not None:
+            rd = detail.displacement.shape[0]
+            d_mm = sample_bilinear(detail.displacement, uvp[:, 0] * rd - 0.5, uvp[:, 1] * rd - 0.5)
+            # Bilinear lookup leaks tiny values next to the support; keep it exact.
+            nz = sample_bilinear((detail.displacement != 0).astype(np.float32), uvp[:, 0] * rd - 0.5, uvp[:, 1] * rd - 0.5) > 0
+            n_base = depth_to_normals(base, m)
+            disp_px[m] = np.where(nz, d_mm * scale * n_base[m][:, 2], 0.0)
+            depth_full[m] = base[m] + disp_px[m]
+        normals = depth_to_normals(depth_full, m)
+
+        # Shading in linear light.
+        nm = normals[m]
+        irr = np.asarray(shade(nm, light.astype(np.float32)), np.float64)  # (P, 3)
+        irr = np.maximum(irr, 0.02)
+        lin_band = light[1:4].mean(1)  # SH order: y, z, x
+        ldir = np.array([lin_band[2], lin_band[0], lin_band[1]])
+        ldir = ldir / max(np.linalg.norm(ldir), 1e-9)
+        half = ldir + np.array([0.0, 0.0, 1.0])
+        half /= max(np.linalg.norm(half), 1e-9)
+        spec = look["spec_k"] * np.maximum(nm @ half, 0.0) ** look["spec_p"]
+        # Wrinkle valleys catch less light than Lambert says (occlusion): darken by their depth.
+        cavity = np.exp(-look["cavity_k"] * np.maximum(-disp_px[m], 0.0) * size / crop_side)
+        alb = sample_bilinear(albedo_lin, uvp[:, 0] * rt - 0.5, uvp[:, 1] * rt - 0.5)
+        face_lin = exposure * (alb * irr * cavity[:, None] + spec[:, None] * light[0].clip(0) / light[0].max())
+        img = look["background"].copy()
+        img[m] = linear_to_srgb(face_lin)
+        # Holes inside the silhouette (the open mouth): a dark mouth cavity, not background.
+        holes = ndimage.binary_fill_holes(m) & ~m
+        if holes.any():
+            img[holes] = linear_to_srgb(exposure * look["mouth_colour"] * irr.mean(0))
+        if look["cam_blur"] > 0.05:
+            img = np.stack([ndimage.gaussian_filter(img[..., c], look["cam_blur"]) for c in range(3)], -1)
+        img = img + rng.normal(0.0, look["cam_noise"], img.shape)
+        img_u8 = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+        if look["jpeg_q"] is not None:
+            buf = io.BytesIO()
+            Image.fromarray(img_u8).save(buf, format="JPEG", quality=look["jpeg_q"])
+            img_u8 = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+        # Detect and crop as inference does; the face must be the one we drew.
+        dets = list(detector.detect(img_u8))
+        proj_lm = screen[lm_vert, :2]
+        best, best_err = None, np.inf
+        for det in dets:
+            err = float(np.mean(np.linalg.norm(det.landmarks[lm_idx] - proj_lm, axis=1)) / det.side)
+            if err < best_err:
+                best, best_err = det, err
+        if best is None or best_err > 0.12:
+            attempts.append({**pose, "result": "no face" if best is None else f"landmarks off ({best_err:.3f})"})
+            continue
+        fc = crop_face(img_u8, best)
+        depth_c, valid = warp_depth_to_crop(depth_full, m, fc.crop_box, size)
+        base_c, _ = warp_depth_to_crop(base, m, fc.crop_box, size)
+        normals_c = depth_to_normals(depth_c, valid)
+        detail_mask = _detail_support(depth_c, base_c, valid) if detail is not None else None
+        mask = fc.mask & valid
+        attempts.append({**pose, "result": "ok"})
+        px_per_mm = scale * size / fc.crop_box[2]
+        params = {
+            "kind": "synthetic",
+            "shape_coeffs": [_r(c, 4) for c in shape],
+            "expression": expr_named,
+            "pose_deg": pose,
+            "pose_attempts": attempts,
+            "rotation": np.round(rot, 6).tolist(),
+            "canvas": {"size": canvas, "scale_px_per_mm": _r(scale, 6), "origin": [_r(o, 3) for o in origin], "depth_offset_mm": DEPTH_OFFSET_MM},
+            "px_per_mm": _r(px_per_mm, 6),
+            "texture": {"key": look["key"], **look["tex_jitter"]},
+            "lighting": {
+                "sh_rgb": np.round(light, 5).tolist(),
+                "specular": _r(look["spec_k"], 4),
+                "shininess": _r(look["spec_p"], 3),
+                "cavity": _r(look["cavity_k"], 4),
+                "exposure": _r(exposure, 4),
+            },
+            "background": look["bg_recipe"],
+            "camera": {"blur": _r(look["cam_blur"], 3), "noise": _r(look["cam_noise"], 4), "jpeg_quality": look["jpeg_q"]},
+            "detection": {"box": [_r(b, 2) for b in best.box], "score": _r(best.score, 4), "landmark_error": _r(best_err, 4)},
+            "crop_box": [_r(b, 4) for b in fc.crop_box],
+            "detail": detail.params() if detail is not None else None,
+            "depth_smoothing_crop_px": cfg.base_smooth_crop_px,
+            "subdivision_levels": cfg.subdivision_levels,
+            "config": _config_dict(cfg),
+        }
+        return Sample(
+            image=fc.image,
+            mask=mask,
+            depth=depth_c,
+            depth_base=base_c,
+            normals=normals_c,
+            detail_mask=detail_mask,
+            landmarks=fc.landmarks.astype(np.float32),
+            params=params,
+        )
+    raise SampleFailed(f"no detectable pose in {cfg.max_pose_tries} tries: {attempts}")
+
+
+def _config_dict(cfg: SyntheticConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+

@@ -1,0 +1,216 @@
+"""Training / evaluation data: SFM loading and subdivision, fits of a real photo, synthetic faces.
+
+Needs ``../shared/data`` (the Surrey Face Model and the demo photos) beside the repository and
+eos; skipped where they are absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SFM_DIR = SHARED / "sfm"
+DEMO = SHARED / "df2net_demo"
+
+pytest.importorskip("eos")
+if not (SFM_DIR / "sfm_shape_3448.bin").is_file() or not (DEMO / "1.png").is_file():
+    pytest.skip("../shared/data (SFM and demo photos) not found", allow_module_level=True)
+
+from df2net.data.dataset import load_sample, read_manifest  # noqa: E402
+from df2net.data.make import make_data, sample_rng  # noqa: E402
+from df2net.data.sfm import load_sfm, loop_subdivision, model_subdivision  # noqa: E402
+
+MANIFEST_KEYS = {"kind", "seed", "count", "crop_size", "df2net_version", "samples"}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_sfm(SFM_DIR)
+
+
+@pytest.fixture(scope="module")
+def fits_dir(tmp_path_factory):
+    """Fits of one demo photo (also fills the texture cache used by the synthetic tests)."""
+    out = tmp_path_factory.mktemp("fits")
+    result = make_data("fits", [DEMO / "1.png"], out, seed=0, sfm_dir=SFM_DIR, progress=False)
+    assert result.failed == [] and result.samples == ["000000"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory, fits_dir):
+    """Two synthetic samples made twice with seed 3 and once with seed 4."""
+    dirs = {}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        out = tmp_path_factory.mktemp(f"synth_{name}")
+        r = make_data("synthetic", [], out, seed=seed, count=2, sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", progress=False)
+        assert r.failed == [] and r.samples == ["000000", "000001"]
+        dirs[name] = out
+    return dirs
+
+
+# ------------------------------------------------------------------------------------------
+# Model and subdivision
+# ------------------------------------------------------------------------------------------
+
+
+def test_model_loads_with_landmarks(model):
+    assert model.mean.shape == (3448, 3)
+    assert model.shape_basis.shape == (3 * 3448, 63)
+    assert model.expression_basis.shape == (3 * 3448, 6)
+    assert model.landmark_vertices[31] == 114  # nose tip
+    assert np.allclose(model.vertices(), model.mean)
+
+
+def test_subdivision_is_affine_and_keeps_planes_planar():
+    # A flat grid of triangles: Loop subdivision must keep it in its plane.
+    n = 6
+    ys, xs = np.mgrid[0:n, 0:n]
+    verts = np.stack([xs.ravel(), ys.ravel(), np.zeros(n * n)], 1).astype(float)
+    idx = np.arange(n * n).reshape(n, n)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    faces = np.concatenate([np.stack([a, c, d], 1), np.stack([a, d, b], 1)])
+    sub = loop_subdivision(faces, len(verts), levels=2)
+    assert np.allclose(np.asarray(sub.matrix.sum(1)).ravel(), 1.0)
+    plane = verts @ np.array([[1, 0, 0], [0, 1, 0], [0.3, -0.2, 1.0]]).T  # z = 0.3 x - 0.2 y
+    fine = sub.apply(plane)
+    assert np.allclose(fine[:, 2], 0.3 * fine[:, 0] - 0.2 * fine[:, 1])
+    assert len(sub.faces) == 16 * len(faces)
+
+
+def test_model_subdivision_is_cached(model):
+    assert model_subdivision(model, 1) is model_subdivision(model, 1)
+
+
+def test_warp_to_crop_matches_crop_frame():
+    from df2net.data.maps import warp_to_crop
+    from df2net.face import image_to_crop
+
+    h, w = 300, 400
+    vv, uu = np.mgrid[0:h, 0:w].astype(np.float32)
+    coords = np.stack([uu, vv], -1)
+    box = (50.3, 20.7, 240.0)
+    warped, valid = warp_to_crop(coords, box, 64, mode="bilinear")
+    crop = image_to_crop(warped[valid], box, 64)
+    rows, cols = np.nonzero(valid)
+    assert valid.all()
+    assert np.allclose(crop[:, 0], cols, atol=1e-3) and np.allclose(crop[:, 1], rows, atol=1e-3)
+
+
+def test_sample_rng_is_per_index():
+    a = sample_rng(7, 3).uniform(size=4)
+    assert np.array_equal(a, sample_rng(7, 3).uniform(size=4))
+    assert not np.array_equal(a, sample_rng(7, 4).uniform(size=4))
+    assert not np.array_equal(a, sample_rng(8, 3).uniform(size=4))
+
+
+# ------------------------------------------------------------------------------------------
+# Fits of a real photo
+# ------------------------------------------------------------------------------------------
+
+
+def test_fit_of_demo_photo_has_nose_nearest(fits_dir, model):
+    s = load_sample(fits_dir / "000000")
+    depth, mask, lm = s["depth"], s["mask"], s["landmarks"]
+    assert depth.shape == (512, 512) and depth.dtype == np.float32
+    assert s["image"].shape == (512, 512, 3)
+    assert 0.2 < mask.mean() < 0.6
+
+    def at(p):
+        u, v = np.rint(p).astype(int)
+        assert mask[v, u]
+        return float(depth[v, u])
+
+    nose = at(lm[30])  # landmark 31 (1-based): the nose tip
+    for corner in (36, 39, 42, 45):  # eye corners
+        assert nose > at(lm[corner]) + 10.0  # crop pixels: some 10 mm and more
+    # Normals agree with the depth, face the viewer.
+    from df2net.geometry import depth_to_normals
+
+    n = depth_to_normals(depth, depth != 0)
+    assert np.abs(n - s["normals"])[mask].max() < 2e-3
+    assert (s["normals"][mask][:, 2] > 0).all()
+    p = s["params"]
+    assert p["kind"] == "fits" and 1.0 < p["px_per_mm"] < 3.0 and len(p["shape_coeffs"]) == 63
+
+
+def test_fits_manifest_and_texture_cache(fits_dir):
+    man = read_manifest(fits_dir)
+    assert MANIFEST_KEYS <= set(man)
+    assert man["kind"] == "fits" and man["count"] == 1 and man["crop_size"] == 512
+    assert man["samples"] == ["000000"]
+    assert (fits_dir / "contact_sheet.png").is_file()
+    textures = list((fits_dir / "textures").glob("*.png"))
+    assert any(not p.name.endswith(".bg.png") for p in textures)
+
+
+# ------------------------------------------------------------------------------------------
+# Synthetic faces
+# ------------------------------------------------------------------------------------------
+
+ARRAYS = ("image", "mask", "depth", "depth_base", "normals", "detail_mask")
+
+
+def test_synthetic_is_deterministic(synth):
+    for name in ("000000", "000001"):
+        a, b, c = (load_sample(synth[k] / name) for k in ("a", "b", "c"))
+        for key in ARRAYS:
+            assert np.array_equal(a[key], b[key]), key
+        assert not np.array_equal(a["depth"], c["depth"])
+        assert not np.array_equal(a["image"], c["image"])
+    a0, a1 = load_sample(synth["a"] / "000000"), load_sample(synth["a"] / "000001")
+    assert not np.array_equal(a0["image"], a1["image"])
+
+
+def test_synthetic_resume_skips_complete(synth, fits_dir):
+    r = make_data("synthetic", [], synth["a"], seed=3, count=2, sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", progress=False)
+    assert r.skipped == 2 and r.written == 0
+
+
+def test_synthetic_depth_normals_mask_agree(synth):
+    from scipy import ndimage
+
+    from df2net.geometry import depth_to_normals
+
+    for name in ("000000", "000001"):
+        s = load_sample(synth["a"] / name)
+        depth, mask = s["depth"], s["mask"]
+        assert depth.dtype == np.float32 and s["normals"].shape == (512, 512, 3)
+        assert mask.sum() > 5000 and (depth[mask] != 0).all()
+        assert (depth[~ndimage.binary_dilation(depth != 0)] == 0).all()
+        n = depth_to_normals(depth, depth != 0)
+        inner = ndimage.binary_erosion(mask, iterations=1)
+        assert np.abs(n - s["normals"])[inner].max() < 2e-3
+        assert np.allclose(np.linalg.norm(s["normals"][mask], axis=-1), 1.0, atol=2e-3)
+        assert np.median(s["normals"][mask][:, 2]) > 0.5
+        # The detected landmarks lie on the face.
+        lm = np.rint(s["landmarks"]).astype(int)
+        assert mask[lm[27:48, 1], lm[27:48, 0]].mean() > 0.8
+
+
+def test_synthetic_detail_only_in_detail_mask(synth):
+    for name in ("000000", "000001"):
+        s = load_sample(synth["a"] / name)
+        diff = s["depth"] - s["depth_base"]
+        dm = s["detail_mask"]
+        assert dm.sum() > 500
+        assert (diff[dm] != 0).all()
+        assert (diff[~dm] == 0).all()
+        assert diff.min() < -0.3  # wrinkles at least a third of a pixel deep somewhere
+        p = s["params"]
+        assert 1.0 < p["px_per_mm"] < 3.0
+        assert p["detail"]["strokes"] and p["pose_attempts"][-1]["result"] == "ok"
+
+
+def test_synthetic_manifest(synth):
+    man = read_manifest(synth["a"])
+    assert MANIFEST_KEYS <= set(man)
+    assert man["kind"] == "synthetic" and man["seed"] == 3 and man["count"] == 2
+    assert man["samples"] == ["000000", "000001"]
+    lm = json.loads((synth["a"] / "000000" / "landmarks.json").read_text())
+    assert np.asarray(lm["crop"]).shape == (68, 2)
+    assert (synth["a"] / "contact_sheet.png").is_file()
