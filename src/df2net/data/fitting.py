@@ -15,7 +15,7 @@ import numpy as np
 
 from df2net.data.sfm import SurreyModel
 
-__all__ = ["FaceFit", "fit_landmarks", "to_crop_frame"]
+__all__ = ["FaceFit", "fit_landmarks", "project_with_pose", "to_crop_frame"]
 
 
 @dataclass(eq=False)
@@ -89,15 +89,7 @@ def fit_landmarks(
     )
     vertices = np.asarray(mesh.vertices, np.float64)
     modelview = np.asarray(pose.get_modelview(), np.float64)
-    projection = np.asarray(pose.get_projection(), np.float64)
-    homo = np.c_[vertices, np.ones(len(vertices))]
-    view = homo @ modelview.T
-    clip = view @ projection.T
-    scale = float(projection[0, 0] * width / 2.0)  # orthographic: pixels per model unit (mm)
-    screen = np.empty((len(vertices), 3))
-    screen[:, 0] = (clip[:, 0] + 1.0) * width / 2.0
-    screen[:, 1] = (1.0 - clip[:, 1]) * height / 2.0
-    screen[:, 2] = view[:, 2] * scale
+    screen, scale = project_with_pose(vertices, pose, width, height)
     return FaceFit(
         shape_coeffs=np.asarray(shape_coeffs, np.float64),
         expression_coeffs=np.asarray(expr_coeffs, np.float64),
@@ -110,6 +102,25 @@ def fit_landmarks(
         eos_mesh=mesh,
         eos_pose=pose,
     )
+
+
+def project_with_pose(vertices: np.ndarray, pose: Any, width: int, height: int) -> tuple[np.ndarray, float]:
+    """Model-space vertices ``(N, 3)`` (mm) through an eos pose into image pixels ``(u, v, z)``.
+
+    Returns the projected vertices (z in the same pixels, larger = nearer) and the scale in
+    image pixels per millimetre (the pose is scaled-orthographic).
+    """
+    modelview = np.asarray(pose.get_modelview(), np.float64)
+    projection = np.asarray(pose.get_projection(), np.float64)
+    homo = np.c_[np.asarray(vertices, np.float64), np.ones(len(vertices))]
+    view = homo @ modelview.T
+    clip = view @ projection.T
+    scale = float(projection[0, 0] * width / 2.0)  # orthographic: pixels per model unit (mm)
+    screen = np.empty((len(homo), 3))
+    screen[:, 0] = (clip[:, 0] + 1.0) * width / 2.0
+    screen[:, 1] = (1.0 - clip[:, 1]) * height / 2.0
+    screen[:, 2] = view[:, 2] * scale
+    return screen, scale
 
 
 def to_crop_frame(screen: np.ndarray, crop_box: tuple[float, float, float], size: int) -> np.ndarray:

@@ -1,0 +1,59 @@
+"""The 3DMM baselines of ``df2net evaluate``: the mean face and the landmark fit, in the crop.
+
+Both fit the Surrey Face Model's pose (and, for the fit, shape and expression) to the sample's
+68 crop landmarks with eos and render the surface's depth into the crop, like the fits data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from df2net.evaluate import Method, Sample
+
+MEAN_FACE = "3DMM mean face"
+LANDMARK_FIT = "3DMM landmark fit"
+
+
+def fill_outside(depth: np.ndarray, valid: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Copy each ``where`` pixel not in ``valid`` from its nearest ``valid`` pixel."""
+    from scipy.ndimage import distance_transform_edt
+
+    if not valid.any():
+        return depth
+    missing = where & ~valid
+    if not missing.any():
+        return depth
+    _, (rows, cols) = distance_transform_edt(~valid, return_indices=True)
+    out = depth.copy()
+    out[missing] = depth[rows[missing], cols[missing]]
+    return out
+
+
+def baseline_method(sfm_dir: str | Path | None = None, subdivision_levels: int = 1) -> Method:
+    """A :data:`df2net.evaluate.Method` giving the mean-face and landmark-fit depth of a sample."""
+    from df2net.data.fitting import fit_landmarks, project_with_pose
+    from df2net.data.sfm import load_sfm, model_subdivision
+    from df2net.geometry import smooth_depth
+    from df2net.render import rasterize
+
+    model = load_sfm(sfm_dir)
+    sub = model_subdivision(model, subdivision_levels)
+    mean_vertices = model.vertices()
+
+    def render(screen: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        size = mask.shape[0]
+        raster = rasterize(sub.apply(screen), sub.faces, size, size)
+        depth = smooth_depth(raster.depth, raster.mask, 1.2)
+        return fill_outside(depth, raster.mask, mask)
+
+    def run(sample: Sample) -> dict[str, np.ndarray]:
+        size = sample.mask.shape[0]
+        fit = fit_landmarks(model, sample.landmarks, size, size)
+        mean_screen, _ = project_with_pose(mean_vertices, fit.eos_pose, size, size)
+        return {MEAN_FACE: render(mean_screen, sample.mask), LANDMARK_FIT: render(fit.screen, sample.mask)}
+
+    return run
