@@ -28,7 +28,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         print("df2net: error: no image files found in the inputs", file=sys.stderr)
         return 2
     try:
-        reconstructor = Reconstructor(weights=args.weights, device=args.device)
+        reconstructor = Reconstructor(weights=args.weights, device=args.device, backend=args.backend)
     except Df2netError as exc:
         print(f"df2net: error: {exc}", file=sys.stderr)
         return 2
@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     rec.add_argument("--weights", metavar="W", help="weights (.safetensors); default: the shipped ones")
     rec.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    rec.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnxruntime"],
+        help="what runs the network: onnxruntime (needs df2net[onnx]), torch, or auto (default: "
+        "onnxruntime on the CPU when installed, else torch)",
+    )
     rec.add_argument("--formats", metavar="LIST", help="comma-separated subset of the formats (default all)")
     rec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rec.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -134,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _register_optional_commands() -> list:
     """Subcommands defined next to the code they drive (data, training, evaluation, serving)."""
     registers = []
-    for module_name in ("df2net.data.cli", "df2net.evaluate_cli", "df2net.train.cli", "df2net.web.cli"):
+    for module_name in (
+        "df2net.data.cli",
+        "df2net.evaluate_cli",
+        "df2net.train.cli",
+        "df2net.web.cli",
+        "df2net.onnx_export",
+    ):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:

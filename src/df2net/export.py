@@ -12,7 +12,10 @@ down -Z), so a mesh opens in a viewer facing the camera.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import re
+import struct
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,8 +27,6 @@ from PIL import Image
 from df2net.io import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
-    import trimesh
-
     from df2net.geometry import Mesh
 
 __all__ = [
@@ -46,6 +47,10 @@ __all__ = [
 
 #: Largest code of the 16-bit depth PNG; face pixels use 1..DEPTH16_MAX, background is 0.
 DEPTH16_MAX: int = 65535
+
+#: zlib level of every PNG written (0-9). Level 1 encodes a 512x512 crop about four times
+#: faster than Pillow's default 6, for files 10-25 % larger.
+PNG_COMPRESS_LEVEL: int = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,7 +126,7 @@ def write_depth_png16(path: str | Path, depth: np.ndarray, mask: np.ndarray) -> 
         write_text_atomic(sidecar, json.dumps(meta, indent=2) + "\n")
         written.append(sidecar)
         with atomic_path(path) as tmp:
-            Image.fromarray(codes).save(tmp, format="PNG")
+            Image.fromarray(codes).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return encoding
 
 
@@ -234,14 +239,15 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
     mask = np.asarray(mask)
     _check_2d("mask", mask)
     with atomic_path(path) as tmp:
-        Image.fromarray(np.where(mask.astype(bool), 255, 0).astype(np.uint8)).save(tmp, format="PNG")
+        codes = np.where(mask.astype(bool), 255, 0).astype(np.uint8)
+        Image.fromarray(codes).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def write_rgb_png(path: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB image ``(H, W, 3)`` uint8 as a PNG."""
     rgb = _check_rgb("image", rgb)
     with atomic_path(path) as tmp:
-        Image.fromarray(rgb).save(tmp, format="PNG")
+        Image.fromarray(rgb).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +319,7 @@ def write_obj(path: str | Path, mesh: Mesh, texture: np.ndarray | None) -> list[
         if texture is not None:
             png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
             with atomic_path(png) as tmp:
-                Image.fromarray(texture).save(tmp, format="PNG")
+                Image.fromarray(texture).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
             written.append(png)
             write_text_atomic(
                 mtl,
@@ -361,41 +367,112 @@ def _obj_text(
 def write_glb(path: str | Path, mesh: Mesh, texture: np.ndarray | None) -> None:
     """Write a binary glTF (``.glb``) with smooth normals and the texture embedded as PNG.
 
-    The material is a matte PBR one (metallic 0, roughness 1) whose base colour is the texture;
-    without a texture, ``mesh.colors`` become vertex colours when set. glTF's frame is the
-    conventions' frame, so the face looks at a viewer's default camera.
+    The material is a matte PBR one (metallic 0, roughness 1, double-sided) whose base colour is
+    the texture; without a texture, ``mesh.colors`` become vertex colours when set. glTF's frame
+    is the conventions' frame, so the face looks at a viewer's default camera. The file is
+    assembled directly with numpy (one mesh, one node), without building a trimesh scene.
     """
-    tm = _textured_trimesh(mesh, texture)
-    from trimesh.exchange.gltf import export_glb
+    vertices, faces, uv = _mesh_arrays(mesh)
+    if texture is not None:
+        texture = _check_rgb("texture", texture)
+    positions = vertices.astype(np.float32)
+    attributes: dict[str, np.ndarray] = {
+        "POSITION": positions,
+        "NORMAL": _smooth_normals(vertices, faces).astype(np.float32),
+    }
+    colors = getattr(mesh, "colors", None)
+    if texture is not None:
+        # glTF puts the texture origin top-left, OBJ (and Mesh.uv) bottom-left.
+        attributes["TEXCOORD_0"] = np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1).astype(np.float32)
+    elif colors is not None:
+        rgb = np.asarray(colors, np.uint8)[:, :3]
+        attributes["COLOR_0"] = np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
+    gltf: dict = {
+        "asset": {"version": "2.0", "generator": "df2net"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"name": "face", "mesh": 0}],
+        "accessors": [],
+        "bufferViews": [],
+    }
+    chunks: list[bytes] = []
+    offset = 0
 
-    data = export_glb(tm.scene(), include_normals=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
+    def add_view(data: bytes, target: int | None = None) -> int:
+        nonlocal offset
+        view = {"buffer": 0, "byteOffset": offset, "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        gltf["bufferViews"].append(view)
+        padded = data + b"\0" * (-len(data) % 4)
+        chunks.append(padded)
+        offset += len(padded)
+        return len(gltf["bufferViews"]) - 1
 
+    def add_accessor(array: np.ndarray, target: int, bounds: bool = False, normalized: bool = False) -> int:
+        component = {np.dtype(np.float32): 5126, np.dtype(np.uint32): 5125, np.dtype(np.uint8): 5121}
+        kind = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4"}[1 if array.ndim == 1 else array.shape[1]]
+        accessor = {
+            "bufferView": add_view(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(), target),
+            "componentType": component[array.dtype],
+            "count": len(array),
+            "type": kind,
+        }
+        if normalized:
+            accessor["normalized"] = True
+        if bounds and len(array):
+            accessor["min"] = np.atleast_1d(array.min(axis=0)).tolist()
+            accessor["max"] = np.atleast_1d(array.max(axis=0)).tolist()
+        gltf["accessors"].append(accessor)
+        return len(gltf["accessors"]) - 1
+
+    primitive: dict = {"mode": 4, "attributes": {}}
+    primitive["indices"] = add_accessor(faces.astype(np.uint32).ravel(), _ELEMENT_ARRAY_BUFFER, bounds=True)
+    for name, array in attributes.items():
+        primitive["attributes"][name] = add_accessor(
+            array, _ARRAY_BUFFER, bounds=name == "POSITION", normalized=name == "COLOR_0"
+        )
+    if texture is not None:
+        gltf["images"] = [{"bufferView": add_view(_png_bytes(texture)), "mimeType": "image/png"}]
+        gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
+        gltf["textures"] = [{"source": 0, "sampler": 0}]
+        pbr = {"baseColorTexture": {"index": 0}, "baseColorFactor": [1.0, 1.0, 1.0, 1.0]}
+        gltf["materials"] = [
+            {
+                "name": _MATERIAL,
+                "pbrMetallicRoughness": pbr | {"metallicFactor": 0.0, "roughnessFactor": 1.0},
+                "doubleSided": True,  # a face is an open surface: keep it visible when orbited behind
+            }
+        ]
+        primitive["material"] = 0
+    gltf["meshes"] = [{"name": "face", "primitives": [primitive]}]
+    gltf["buffers"] = [{"byteLength": offset}]
+
+    json_chunk = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
+    json_chunk += b" " * (-len(json_chunk) % 4)
+    binary = b"".join(chunks)
+    total = 12 + 8 + len(json_chunk) + 8 + len(binary)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(struct.pack("<4sII", b"glTF", 2, total))
+        fh.write(struct.pack("<I4s", len(json_chunk), b"JSON"))
+        fh.write(json_chunk)
+        fh.write(struct.pack("<I4s", len(binary), b"BIN\0"))
+        fh.write(binary)
+
+
+#: glTF buffer-view targets: vertex attributes and indices.
+_ARRAY_BUFFER = 34962
+_ELEMENT_ARRAY_BUFFER = 34963
 
 #: Name of the one material of exported meshes.
 _MATERIAL = "face"
 
 
-def _textured_trimesh(mesh: Mesh, texture: np.ndarray | None) -> trimesh.Trimesh:
-    """``mesh.to_trimesh(texture)`` with smooth normals and, when textured, a matte PBR material."""
-    from trimesh.visual.material import PBRMaterial
-
-    vertices, faces, _ = _mesh_arrays(mesh)
-    if texture is not None:
-        texture = _check_rgb("texture", texture)
-    tm = mesh.to_trimesh(texture)
-    tm.vertex_normals = _smooth_normals(vertices, faces)
-    if texture is not None:
-        tm.visual.material = PBRMaterial(
-            name=_MATERIAL,
-            baseColorTexture=Image.fromarray(texture),
-            baseColorFactor=[255, 255, 255, 255],
-            metallicFactor=0.0,
-            roughnessFactor=1.0,
-            doubleSided=True,  # a face is an open surface: keep it visible when orbited behind
-        )
-    return tm
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    """An RGB image encoded as PNG (at :data:`PNG_COMPRESS_LEVEL`)."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
 
 
 @contextlib.contextmanager
@@ -434,11 +511,93 @@ def _smooth_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return vertex_normals(vertices, faces)
 
 
+#: A conversion of :func:`_format_rows`: ``%d`` or ``%.<digits>f``.
+_CONVERSION = re.compile(r"%(?:\.(\d+))?([df])")
+
+#: Largest magnitude :func:`_format_rows` formats with integer arithmetic (below 2**53 / 10**6).
+_FAST_LIMIT = 1e9
+
+
 def _format_rows(fmt: str, rows: np.ndarray) -> str:
-    """Format every row of a 2D array with ``fmt`` (one ``%`` per column), concatenated."""
+    """Format every row of a 2D array with ``fmt`` (one ``%`` per column), concatenated.
+
+    ``fmt`` may hold only ``%d`` and ``%.Nf`` conversions between literal text (no ``%%``).
+    Equivalent to ``(fmt * len(rows)) % tuple(rows.ravel())`` but vectorised, about five times
+    faster for a face mesh: each value is rounded to a whole number of its last decimal, its
+    digits are cut out with integer arithmetic into a table of characters, one row per row, and
+    the table is joined without its padding. (A value exactly halfway between two printed
+    decimals may round the other way, and ``-0.0`` prints without its sign.) Non-finite or very
+    large values fall back to Python's ``%``.
+    """
+    rows = np.asarray(rows)
     if len(rows) == 0:
         return ""
-    return (fmt * len(rows)) % tuple(rows.ravel().tolist())
+    specs = [(kind, int(digits or 6) if kind == "f" else 0) for digits, kind in _CONVERSION.findall(fmt)]
+    literals = _CONVERSION.split(fmt)[::3]  # split() interleaves the two groups of each match
+    if rows.ndim != 2 or rows.shape[1] != len(specs) or "%" in "".join(literals):
+        raise ValueError(f"format {fmt!r} does not fit rows of shape {rows.shape}")
+    if rows.dtype.kind == "f" and (not np.isfinite(rows).all() or np.abs(rows).max() >= _FAST_LIMIT):
+        return (fmt * len(rows)) % tuple(rows.ravel().tolist())
+    n = len(rows)
+    # The characters of every column, computed together for the columns of one kind, laid out
+    # character-major ((W, N) planes) so that every step reads and writes contiguous memory.
+    chars: dict[int, np.ndarray] = {}
+    for key in sorted(set(specs)):
+        cols = [i for i, spec in enumerate(specs) if spec == key]
+        kind, decimals = key
+        block = np.ascontiguousarray(rows[:, cols].T)  # (C, N)
+        if kind == "f":
+            scaled = np.rint(block * 10.0**decimals).astype(np.int64)
+        else:
+            scaled = block.astype(np.int64) if block.dtype.kind in "iub" else np.trunc(block).astype(np.int64)
+        low, high = int(scaled.min()), int(scaled.max())
+        if low >= 0 and high < scaled.size // 2:
+            # Small non-negative integers (mesh indices): format each value once, then look up.
+            text = _fixed_point_chars(np.arange(high + 1)[None], decimals)[:, 0][:, scaled]
+        else:
+            text = _fixed_point_chars(scaled, decimals)  # (W, C, N)
+        for j, i in enumerate(cols):
+            chars[i] = text[:, j]
+    widths = [len(lit) for lit in literals] + [c.shape[0] for c in chars.values()]
+    table = np.empty((sum(widths), n), np.uint8)
+    at = 0
+    for i, literal in enumerate(literals):
+        for code in literal.encode("ascii"):
+            table[at] = code
+            at += 1
+        if i < len(specs):
+            table[at : at + chars[i].shape[0]] = chars[i]
+            at += chars[i].shape[0]
+    table = np.ascontiguousarray(table.T)  # one row of text per row
+    return table[table != 0].tobytes().decode("ascii")
+
+
+def _fixed_point_chars(scaled: np.ndarray, decimals: int) -> np.ndarray:
+    """ASCII codes of ``scaled / 10**decimals`` printed with ``decimals`` decimals.
+
+    ``scaled`` is an int64 array ``(C, N)``; the result is uint8 ``(W, C, N)``: character ``k``
+    of every number, each number right-aligned and padded on the left with 0 bytes (the caller
+    drops them): an optional ``-``, the integer digits (at least one), then ``.`` and the
+    decimals when ``decimals > 0``.
+    """
+    magnitude = np.abs(scaled)
+    width = max(len(str(int(magnitude.max()))), decimals + 1)
+    digits = np.empty((width, *scaled.shape), np.uint8)
+    rest = magnitude.copy()
+    for k in range(width - 1, -1, -1):
+        digits[k] = rest % 10
+        rest //= 10
+    digits += ord("0")
+    # Blank the leading zeros, keeping at least one digit before the decimal point.
+    length = np.full(scaled.shape, decimals + 1, np.int64)
+    for k in range(decimals + 1, width):
+        length += magnitude >= 10**k
+    digits *= np.arange(width).reshape(width, 1, 1) >= (width - length)[None]
+    sign = np.where(scaled < 0, ord("-"), 0).astype(np.uint8)
+    parts = [sign[None], digits[: width - decimals]]
+    if decimals:
+        parts += [np.full((1, *scaled.shape), ord("."), np.uint8), digits[width - decimals :]]
+    return np.concatenate(parts)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,13 +10,16 @@ a one-sided difference is used, so the background does not bend the normals at t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import trimesh
-from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+if TYPE_CHECKING:  # pragma: no cover
+    import trimesh
+
+# trimesh and scipy are imported where they are used: importing them costs about a second,
+# and the inference path (normals, points, meshes, files) needs neither.
 
 __all__ = [
     "depth_to_normals",
@@ -204,6 +207,8 @@ class Mesh:
             texture: optional ``(H, W, 3)`` uint8 image mapped by ``uv`` (a textured material);
                 without it the vertex colours, if any, are used.
         """
+        import trimesh
+
         if texture is not None:
             from PIL import Image
 
@@ -291,6 +296,9 @@ def depth_to_mesh(
 
 def _largest_component(faces: np.ndarray, n_vertices: int) -> np.ndarray:
     """The faces of the edge-connected component with the most faces."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
     graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n_vertices, n_vertices))
     _, labels = connected_components(graph, directed=False)
@@ -311,6 +319,8 @@ def smooth_depth(depth: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarra
         ``(H, W)`` float32; inside the mask the weighted mean of masked neighbours, outside the
         input unchanged.
     """
+    from scipy import ndimage
+
     z = np.asarray(depth, dtype=np.float64)
     m = np.asarray(mask, bool)
     out = z.copy()

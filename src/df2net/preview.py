@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from df2net.render import rasterize, render_normals
+from df2net.render import rasterize, render_normals, vertex_normals
 
 if TYPE_CHECKING:  # pragma: no cover
     from df2net.geometry import Mesh
@@ -43,6 +43,7 @@ def render_shaded(
     view_rotation: float | None = None,
     *,
     margin: float = _MARGIN,
+    normals: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render ``mesh`` as gray clay on white, orthographic, into a ``size`` x ``size`` frame.
 
@@ -58,6 +59,8 @@ def render_shaded(
             viewer); need not be unit length.
         view_rotation: degrees about the vertical axis; None or 0 for the front view.
         margin: free border on each side, as a fraction of ``size``.
+        normals: ``(N, 3)`` unit vertex normals of ``mesh`` in its own frame (they turn with
+            it), when the caller has them; default :func:`df2net.render.vertex_normals`.
 
     Returns:
         ``(size, size, 3)`` uint8 RGB. Each pixel is ``albedo * (ambient + (1 - ambient) *
@@ -74,12 +77,12 @@ def render_shaded(
     referenced[faces.ravel()] = True  # a boolean index: np.unique would sort 3M indices
     used = vertices[referenced]
     centre = (used.min(axis=0) + used.max(axis=0)) / 2.0
+    if normals is None:
+        normals = vertex_normals(vertices, faces)
     p = vertices - centre
     if view_rotation:
-        a = np.deg2rad(view_rotation)
-        c, s = np.cos(a), np.sin(a)
-        x, z = p[:, 0].copy(), p[:, 2].copy()
-        p[:, 0], p[:, 2] = c * x + s * z, -s * x + c * z
+        p = _turn(p, view_rotation)
+        normals = _turn(normals, view_rotation)
     q = used - centre
     radius = max(float(np.sqrt(q[:, 0] ** 2 + q[:, 2] ** 2).max()), float(np.abs(q[:, 1]).max()), 1e-9)
     scale = (size / 2.0) * (1.0 - 2.0 * margin) / radius
@@ -91,14 +94,25 @@ def render_shaded(
     screen[:, 2] = p[:, 2] * scale
     raster = rasterize(screen, faces, size, size)
     covered = raster.mask
-    normals = render_normals(screen, faces, raster)[covered]
+    pixel_normals = render_normals(screen, faces, raster, normals=normals)[covered]
 
     light = np.asarray(light_dir, dtype=np.float64)
     light = light / max(float(np.linalg.norm(light)), 1e-12)
-    lambert = np.clip(normals @ light, 0.0, 1.0)
+    lambert = np.clip(pixel_normals @ light.astype(np.float32), 0.0, 1.0)
     intensity = _AMBIENT + (1.0 - _AMBIENT) * lambert
-    image[covered] = np.rint(np.clip(intensity[:, None] * _CLAY, 0.0, 1.0) * 255.0).astype(np.uint8)
+    clay = _CLAY.astype(np.float32)
+    image[covered] = np.rint(np.clip(intensity[:, None] * clay, 0.0, 1.0) * 255.0).astype(np.uint8)
     return image
+
+
+def _turn(p: np.ndarray, degrees: float) -> np.ndarray:
+    """Points or vectors ``(N, 3)`` turned by ``degrees`` about the Y axis (+Z toward +X)."""
+    a = np.deg2rad(degrees)
+    c, s = np.cos(a), np.sin(a)
+    out = np.array(p, dtype=np.float64, copy=True)
+    x, z = out[:, 0].copy(), out[:, 2].copy()
+    out[:, 0], out[:, 2] = c * x + s * z, -s * x + c * z
+    return out
 
 
 def make_preview(crop_rgb: np.ndarray, mesh: Mesh, *, labels: bool = True) -> np.ndarray:
@@ -120,8 +134,9 @@ def make_preview(crop_rgb: np.ndarray, mesh: Mesh, *, labels: bool = True) -> np
     size = crop.shape[0]
     if crop.shape[1] != size:
         crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
-    front = render_shaded(mesh, size, FRONT_LIGHT)
-    side = render_shaded(mesh, size, SIDE_LIGHT, view_rotation=SIDE_VIEW_DEGREES)
+    normals = vertex_normals(mesh.vertices, mesh.faces)  # once for both views: they turn with the mesh
+    front = render_shaded(mesh, size, FRONT_LIGHT, normals=normals)
+    side = render_shaded(mesh, size, SIDE_LIGHT, view_rotation=SIDE_VIEW_DEGREES, normals=normals)
     panels = np.concatenate([front, side, crop], axis=1)
     if labels:
         panels = _label(panels, size, ("front", f"turned {SIDE_VIEW_DEGREES:g} deg", "crop"))

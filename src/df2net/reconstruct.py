@@ -26,6 +26,7 @@ from df2net.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     import trimesh
 
+    from df2net.backends import Backend
     from df2net.face import FaceCrop
     from df2net.geometry import Mesh
 
@@ -103,10 +104,16 @@ def to_network_input(images: np.ndarray, masks: np.ndarray, size: int) -> torch.
 
 @torch.inference_mode()
 def predict_stage_depths(
-    model: torch.nn.Module, config, images: np.ndarray, masks: np.ndarray, device: str | torch.device = "cpu"
+    model: torch.nn.Module | Backend,
+    config,
+    images: np.ndarray,
+    masks: np.ndarray,
+    device: str | torch.device = "cpu",
 ) -> dict[str, np.ndarray]:
     """Depth after each stage for crops ``(B, S, S, 3)`` uint8 with masks ``(B, S, S)``.
 
+    ``model`` is a :class:`~df2net.model.df2net.DF2Net` or a :mod:`df2net.backends` backend
+    (anything with ``forward_stages`` and ``to_pixels``).
     Returns ``{stage: (B, S, S) float32}`` in crop pixels (not yet offset to the mask).
     """
     size = images.shape[1]
@@ -131,6 +138,8 @@ class Reconstructor:
             inside the package (raises :class:`~df2net.errors.WeightsError` if there are none).
         device: ``"cpu"`` or ``"cuda"``.
         max_batch: faces of one photo run through the network together, this many at a time.
+        backend: what runs the network (:mod:`df2net.backends`): ``"auto"`` (ONNX Runtime on the
+            CPU when installed, else PyTorch), ``"torch"`` or ``"onnxruntime"``.
     """
 
     def __init__(
@@ -140,18 +149,23 @@ class Reconstructor:
         crop_config: CropConfig = CropConfig(),
         mask_config: MaskConfig = MaskConfig(),
         max_batch: int = 4,
+        backend: str = "auto",
     ) -> None:
+        from df2net.backends import make_backend, resolve_backend
         from df2net.face import FaceDetector
         from df2net.model.weights import load_model
 
         self.device = torch.device(device)
+        resolve_backend(backend, self.device)  # an unusable choice fails before the weights load
         loaded = load_model(weights, device=str(self.device))
         self.model = loaded.model
         self.model_config = loaded.config
+        self.backend = make_backend(loaded, backend, self.device)
         self.model_info = {
             "weights": str(loaded.path) if getattr(loaded, "path", None) else str(weights),
             "config": self.model_config.name,
             "sha256": str(loaded.metadata.get("sha256", "")),
+            "backend": self.backend.name,
         }
         self.detector = FaceDetector()
         self.crop_config = crop_config
@@ -190,7 +204,7 @@ class Reconstructor:
             chunk = crops[start : start + self.max_batch]
             images = np.stack([c.image for c in chunk])
             masks = np.stack([c.mask for c in chunk])
-            depths = predict_stage_depths(self.model, self.model_config, images, masks, self.device)
+            depths = predict_stage_depths(self.backend, self.model_config, images, masks, self.device)
             for name in STAGES:
                 parts[name].append(depths[name])
         return {name: np.concatenate(v) for name, v in parts.items()}

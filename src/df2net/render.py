@@ -75,7 +75,11 @@ class Raster:
         m = self.mask
         tri = np.asarray(faces)[self.face_index[m]]  # (P, 3)
         b = self.bary[m]  # (P, 3)
-        out[m] = np.einsum("pk,pkc->pc", b, attr[tri])
+        # Corner by corner: a (P, 3, C) gather and an einsum over it are several times slower.
+        acc = b[:, 0:1] * attr[tri[:, 0]]
+        acc += b[:, 1:2] * attr[tri[:, 1]]
+        acc += b[:, 2:3] * attr[tri[:, 2]]
+        out[m] = acc
         return out[..., 0] if squeeze else out
 
 
@@ -117,43 +121,52 @@ def rasterize(
     if len(f) == 0 or height <= 0 or width <= 0:
         return out
 
-    p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    # One 1-D array per vertex coordinate: reductions over a short last axis are slow in numpy.
+    vx, vy, vz = (np.ascontiguousarray(v[:, k]) for k in range(3))
+    corners = [np.ascontiguousarray(f[:, k]) for k in range(3)]
+    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = ((vx[c], vy[c], vz[c]) for c in corners)
     # Twice the signed area in (u, v); > 0 is clockwise as seen in the X right / Y up frame.
-    area2 = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
+    area2 = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
     keep = np.isfinite(area2) & (np.abs(area2) > 1e-12)
-    keep &= np.isfinite(p0[:, 2]) & np.isfinite(p1[:, 2]) & np.isfinite(p2[:, 2])
+    keep &= np.isfinite(z0) & np.isfinite(z1) & np.isfinite(z2)
     if cull_backfaces:
         keep &= area2 < 0
-    xs = np.stack([p0[:, 0], p1[:, 0], p2[:, 0]], 1)
-    ys = np.stack([p0[:, 1], p1[:, 1], p2[:, 1]], 1)
     with np.errstate(invalid="ignore"):
-        x0 = np.clip(np.ceil(xs.min(1)), 0, width).astype(np.int64)
-        x1 = np.clip(np.floor(xs.max(1)), -1, width - 1).astype(np.int64)
-        y0 = np.clip(np.ceil(ys.min(1)), 0, height).astype(np.int64)
-        y1 = np.clip(np.floor(ys.max(1)), -1, height - 1).astype(np.int64)
-    bw = np.where(keep, np.maximum(x1 - x0 + 1, 0), 0)
-    bh = np.where(keep, np.maximum(y1 - y0 + 1, 0), 0)
+        bx0 = np.clip(np.ceil(np.minimum(np.minimum(x0, x1), x2)), 0, width).astype(np.int64)
+        bx1 = np.clip(np.floor(np.maximum(np.maximum(x0, x1), x2)), -1, width - 1).astype(np.int64)
+        by0 = np.clip(np.ceil(np.minimum(np.minimum(y0, y1), y2)), 0, height).astype(np.int64)
+        by1 = np.clip(np.floor(np.maximum(np.maximum(y0, y1), y2)), -1, height - 1).astype(np.int64)
+    bw = np.where(keep, np.maximum(bx1 - bx0 + 1, 0), 0)
+    bh = np.where(keep, np.maximum(by1 - by0 + 1, 0), 0)
     counts = bw * bh
     ids = np.nonzero(counts)[0]
     if len(ids) == 0:
         return out
 
-    # Barycentric weight i is affine in the pixel: b_i = a_i * x + c_i * y + d_i.
-    coef = _barycentric_coefficients(p0[ids], p1[ids], p2[ids], area2[ids])  # (T, 3, 3)
-    zs = np.stack([p0[ids, 2], p1[ids, 2], p2[ids, 2]], 1)  # (T, 3)
+    # Per drawn triangle: its box, and the affine coefficients of its barycentric weights
+    # (b_i = a_i * x + c_i * y + d_i) and its corner depths.
+    tris = _Triangles(
+        ids=ids,
+        x0=bx0[ids],
+        y0=by0[ids],
+        bw=bw[ids],
+        counts=counts[ids],
+        coef=_barycentric_coefficients(
+            (x0[ids], y0[ids]), (x1[ids], y1[ids]), (x2[ids], y2[ids]), area2[ids]
+        ),
+        z=(z0[ids], z1[ids], z2[ids]),
+    )
 
     zbuf = np.full(height * width, -np.inf)
     face_index = out.face_index.reshape(-1)
     bary = out.bary.reshape(-1, 3)
-    cum = np.cumsum(counts[ids])
+    cum = np.cumsum(tris.counts)
     start = 0
     while start < len(ids):
         # Largest stop with at most _CHUNK_CANDIDATES candidates (at least one triangle).
         base = cum[start - 1] if start else 0
         stop = max(int(np.searchsorted(cum, base + _CHUNK_CANDIDATES, side="right")), start + 1)
-        _raster_chunk(
-            np.arange(start, stop), ids, x0, y0, bw, counts, coef, zs, width, zbuf, face_index, bary
-        )
+        _raster_chunk(start, stop, tris, width, zbuf, face_index, bary)
         start = stop
 
     covered = face_index >= 0
@@ -161,64 +174,76 @@ def rasterize(
     return out
 
 
+@dataclass
+class _Triangles:
+    """The triangles that cover at least one candidate pixel, as flat per-triangle arrays."""
+
+    ids: np.ndarray  # (T,) index into the faces
+    x0: np.ndarray  # (T,) first column of the box
+    y0: np.ndarray  # (T,) first row of the box
+    bw: np.ndarray  # (T,) box width
+    counts: np.ndarray  # (T,) box pixels (candidates)
+    coef: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]  # [i] = (a_i, c_i, d_i), each (T,)
+    z: tuple[np.ndarray, np.ndarray, np.ndarray]  # corner depths, each (T,)
+
+
 def _barycentric_coefficients(
-    p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, area2: np.ndarray
-) -> np.ndarray:
-    """Affine coefficients of the barycentric weights: ``(T, 3, 3)`` as ``[i, (a, c, d)]``."""
-    coef = np.empty((len(p0), 3, 3))
+    p0: tuple[np.ndarray, np.ndarray],
+    p1: tuple[np.ndarray, np.ndarray],
+    p2: tuple[np.ndarray, np.ndarray],
+    area2: np.ndarray,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """Affine coefficients ``(a_i, c_i, d_i)`` of the barycentric weights ``b_i``, each ``(T,)``."""
+    coef = []
     # b0 is the edge function of edge (p1, p2) over the full area, and so on cyclically.
-    for i, (pa, pb) in enumerate(((p1, p2), (p2, p0), (p0, p1))):
-        ax = (pa[:, 1] - pb[:, 1]) / area2
-        cy = (pb[:, 0] - pa[:, 0]) / area2
-        d = (pa[:, 0] * pb[:, 1] - pb[:, 0] * pa[:, 1]) / area2
-        coef[:, i, 0], coef[:, i, 1], coef[:, i, 2] = ax, cy, d
-    return coef
+    for (ax, ay), (bx, by) in ((p1, p2), (p2, p0), (p0, p1)):
+        coef.append(((ay - by) / area2, (bx - ax) / area2, (ax * by - bx * ay) / area2))
+    return tuple(coef)
 
 
 def _raster_chunk(
-    chunk: np.ndarray,
-    ids: np.ndarray,
-    x0: np.ndarray,
-    y0: np.ndarray,
-    bw: np.ndarray,
-    counts: np.ndarray,
-    coef: np.ndarray,
-    zs: np.ndarray,
+    start: int,
+    stop: int,
+    tris: _Triangles,
     width: int,
     zbuf: np.ndarray,
     face_index: np.ndarray,
     bary: np.ndarray,
 ) -> None:
-    """Rasterize the triangles ``ids[chunk]`` into the flat buffers, in place."""
-    tid = ids[chunk]
-    n = counts[tid]
-    local = np.repeat(chunk, n)  # index into ids / coef / zs, per candidate
+    """Rasterize the triangles ``tris[start:stop]`` into the flat buffers, in place."""
+    n = tris.counts[start:stop]
+    local = np.repeat(np.arange(start, stop), n)  # index into tris, per candidate
     offs = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    w = bw[ids[local]]
-    px = x0[ids[local]] + offs % w
-    py = y0[ids[local]] + offs // w
-    c = coef[local]  # (K, 3, 3)
-    b = c[:, :, 0] * px[:, None] + c[:, :, 1] * py[:, None] + c[:, :, 2]
-    inside = (b >= -_INSIDE_EPS).all(1)
+    w = tris.bw[local]
+    px = tris.x0[local] + offs % w
+    py = tris.y0[local] + offs // w
+    b = [a[local] * px + c[local] * py + d[local] for a, c, d in tris.coef]
+    inside = (b[0] >= -_INSIDE_EPS) & (b[1] >= -_INSIDE_EPS) & (b[2] >= -_INSIDE_EPS)
     if not inside.any():
         return
-    local, px, py, b = local[inside], px[inside], py[inside], b[inside]
-    z = (b * zs[local]).sum(1)
+    local, px, py = local[inside], px[inside], py[inside]
+    b = [bi[inside] for bi in b]
+    z = b[0] * tris.z[0][local] + b[1] * tris.z[1][local] + b[2] * tris.z[2][local]
     pix = py * width + px
     # Nearest candidate per pixel within the chunk, then against what is already drawn.
     zchunk = np.full_like(zbuf, -np.inf)
     np.maximum.at(zchunk, pix, z)
     win = (z >= zchunk[pix]) & (z > zbuf[pix])
-    pix, local, b, z = pix[win], local[win], b[win], z[win]
+    pix, local, z = pix[win], local[win], z[win]
+    b = [bi[win] for bi in b]
     # Ties inside the chunk: plain fancy assignment keeps one candidate per pixel; take the
     # winner's index once so face, weights and depth all come from the same candidate.
     owner = np.full(zbuf.shape, -1, np.int64)
-    owner[pix] = np.arange(len(pix))
-    sel = owner[pix] == np.arange(len(pix))
-    pix, local, b, z = pix[sel], local[sel], b[sel], z[sel]
+    order = np.arange(len(pix))
+    owner[pix] = order
+    sel = owner[pix] == order
+    pix, local, z = pix[sel], local[sel], z[sel]
+    b = [np.clip(bi[sel], 0.0, 1.0) for bi in b]
+    total = b[0] + b[1] + b[2]
     zbuf[pix] = z
-    face_index[pix] = ids[local]
-    bary[pix] = np.clip(b, 0.0, 1.0) / np.clip(b, 0.0, 1.0).sum(1, keepdims=True)
+    face_index[pix] = tris.ids[local]
+    for i in range(3):
+        bary[pix, i] = b[i] / total
 
 
 def screen_to_xyz(vertices: np.ndarray) -> np.ndarray:
@@ -240,17 +265,28 @@ def vertex_normals(vertices_xyz: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """
     v = np.asarray(vertices_xyz, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    # The cross product's length is twice the area, so summing it weights by area.
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    idx = f.T.ravel()  # every face's normal goes to each of its three corners
-    acc = np.stack(
-        [np.bincount(idx, weights=np.tile(fn[:, c], 3), minlength=len(v)) for c in range(3)], axis=1
+    # The cross product's length is twice the area, so summing it weights by area. Computed one
+    # coordinate at a time on contiguous 1-D arrays (np.cross on (M, 3) rows is slower).
+    x, y, z = (np.ascontiguousarray(v[:, k]) for k in range(3))
+    i0, i1, i2 = (np.ascontiguousarray(f[:, k]) for k in range(3))
+    ex = (x[i1] - x[i0], y[i1] - y[i0], z[i1] - z[i0])
+    ey = (x[i2] - x[i0], y[i2] - y[i0], z[i2] - z[i0])
+    fn = (
+        ex[1] * ey[2] - ex[2] * ey[1],
+        ex[2] * ey[0] - ex[0] * ey[2],
+        ex[0] * ey[1] - ex[1] * ey[0],
     )
-    norm = np.linalg.norm(acc, axis=1, keepdims=True)
+    idx = f.T.ravel()  # every face's normal goes to each of its three corners
+    acc = np.empty((len(v), 3))
+    for c in range(3):
+        acc[:, c] = np.bincount(idx, weights=np.tile(fn[c], 3), minlength=len(v))
+    norm = np.sqrt(acc[:, 0] ** 2 + acc[:, 1] ** 2 + acc[:, 2] ** 2)[:, None]
     return np.divide(acc, norm, out=np.zeros_like(acc), where=norm > 0).astype(np.float32)
 
 
-def render_normals(vertices: np.ndarray, faces: np.ndarray, raster: Raster) -> np.ndarray:
+def render_normals(
+    vertices: np.ndarray, faces: np.ndarray, raster: Raster, normals: np.ndarray | None = None
+) -> np.ndarray:
     """Per-pixel unit normals of the visible surface, in the X right / Y up / Z out frame.
 
     Vertex normals (area-weighted, :func:`vertex_normals`) are interpolated with the raster's
@@ -261,21 +297,27 @@ def render_normals(vertices: np.ndarray, faces: np.ndarray, raster: Raster) -> n
         vertices: ``(N, 3)`` screen-space ``(u, v, z)``, as given to :func:`rasterize`.
         faces: ``(M, 3)`` the faces given to :func:`rasterize`.
         raster: the result of :func:`rasterize` for them.
+        normals: ``(N, 3)`` vertex normals in the X right / Y up / Z out frame, when the caller
+            has them already (e.g. rotated from another view); default :func:`vertex_normals`.
 
     Returns:
         ``(H, W, 3)`` float32, 0 on background.
     """
-    xyz = screen_to_xyz(vertices)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    n = raster.interpolate(vertex_normals(xyz, f), faces=f)
+    if normals is None:
+        normals = vertex_normals(screen_to_xyz(vertices), f)
+    n = raster.interpolate(normals, faces=f)
     m = raster.mask
     tri = f[raster.face_index[m]]
-    # Z of the geometric face normal: which side of the triangle faces the viewer.
-    a, b, c = xyz[tri[:, 0]], xyz[tri[:, 1]], xyz[tri[:, 2]]
-    face_z = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    # Z of the geometric face normal: which side of the triangle faces the viewer. In screen
+    # space (v down) that is minus the (u, v) cross product.
+    u, v = (np.asarray(vertices, dtype=np.float64)[:, k] for k in range(2))
+    du1, du2 = u[tri[:, 1]] - u[tri[:, 0]], u[tri[:, 2]] - u[tri[:, 0]]
+    dv1, dv2 = v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]]
+    face_z = du2 * dv1 - du1 * dv2
     nm = n[m]
     nm[face_z < 0] *= -1.0
-    norm = np.linalg.norm(nm, axis=1, keepdims=True)
+    norm = np.sqrt(nm[:, 0] ** 2 + nm[:, 1] ** 2 + nm[:, 2] ** 2)[:, None]
     nm = np.divide(nm, norm, out=np.zeros_like(nm), where=norm > 0)
     n[m] = nm
     return n
