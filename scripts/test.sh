@@ -9,5 +9,5 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
     || echo "warning: could not install chromium; the browser test will be skipped" >&2
 fi
 python3 -m venv .venv
-.venv/bin/pip install -q -e ".[train,web,test]"
+.venv/bin/pip install -q -e ".[train,web,onnx,test]"
 exec .venv/bin/python -m pytest -q "$@"
