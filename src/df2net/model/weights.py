@@ -271,3 +271,19 @@ def _file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def reconfigure_weights(source: str | Path, target: str | Path, config: ModelConfig | str) -> Path:
+    """Copy a weights file under another config of the same parameter shapes.
+
+    The stages train at the sizes that are cheap for them (D-Net and F-Net on 256² crops, with
+    ``input_size = dense_size = 256``) and ship in the config they run in at inference (the
+    "cpu" config: 512² input, D and F at 256²). The tensors are the same; only the sizes the
+    network is run at change. Raises :class:`WeightsError` if the shapes do not fit.
+    """
+    loaded = load_weights(source)
+    model = build_model(config)
+    _load_strict(model, loaded.model.state_dict(), f"{source} -> config {model.config.name!r}")
+    recipe = loaded.metadata.get("recipe")
+    extra = {"reconfigured_from": {"file": Path(source).name, "config": asdict(loaded.config)}}
+    return save_weights(model, model.config, target, recipe=recipe, extra=extra)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduces src/df2net/weights/df2net_cpu.safetensors from scratch on a CPU (see MODEL_CARD.md).
+# Needs the train extra and ../shared/data (Surrey Face Model, the 25 DF2Net demo photos).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DF2NET=".venv/bin/df2net"
+PY=".venv/bin/python"
+
+# 1. Data: 3DMM fits of the demo photos (their textures dress the synthetic faces), then
+#    1000 synthetic faces with procedural wrinkles.
+$DF2NET make-data fits ../shared/data/df2net_demo --out data/fits_demo --seed 0
+$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 1000 \
+  --texture-cache data/fits_demo/textures --workers 2
+
+# 2. Dense (D-Net) and Fine (F-Net) on 256² crops, each stage starting from the one before.
+$DF2NET train --train-config training/dense.json --out runs/dense "$@"
+$DF2NET train --train-config training/fine.json --out runs/fine "$@"
+
+# 3. Same tensors, the inference config (512² input, D and F at 256²); then Finer (Fr-Net) at 512².
+$PY -c "from df2net.model.weights import reconfigure_weights as r; r('runs/fine/final.safetensors', 'runs/fine/final_cpu.safetensors', 'cpu')"
+$DF2NET train --train-config training/finer.json --out runs/finer "$@"
+
+# 4. Ship it.
+cp runs/finer/final.safetensors src/df2net/weights/df2net_cpu.safetensors
