@@ -1,0 +1,238 @@
+"""Training configuration: dataclasses saved beside every run as ``config.json``.
+
+One :class:`TrainConfig` says everything a run does: which stage trains, on which data folders
+(each with a sampling weight), for how long, with which losses and augmentations. It round-trips
+through JSON (:meth:`TrainConfig.to_dict` / :meth:`TrainConfig.from_dict`), so a run folder alone
+is enough to resume it or to know how its weights were made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Stage = Literal["dense", "fine", "finer"]
+STAGES: tuple[str, ...] = ("dense", "fine", "finer")
+
+#: Name of the configuration file written into every run folder.
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class DataSource:
+    """One dataset folder (written by ``df2net make-data``) and its share of every batch.
+
+    ``weight`` is relative: with sources weighted 3 and 1, a batch of 8 holds 6 and 2 samples.
+    """
+
+    path: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.weight > 0:
+            raise ValueError(f"data source {self.path!r}: weight must be > 0, got {self.weight}")
+
+    @classmethod
+    def parse(cls, text: str) -> DataSource:
+        """``"DIR"`` or ``"DIR:WEIGHT"`` (a path may itself hold ':' as long as the tail is no number)."""
+        head, sep, tail = text.rpartition(":")
+        if sep and head:
+            try:
+                return cls(head, float(tail))
+            except ValueError:
+                pass
+        return cls(text, 1.0)
+
+
+@dataclass
+class LossConfig:
+    """Loss weights and settings. A stage uses only the terms that belong to it.
+
+    Supervised terms (every stage): ``depth`` (L1 after removing each sample's mean offset inside
+    the mask, network units) and ``normal`` (1 - cos of the normals, inside the mask eroded by
+    ``normal_erode_px``). The dense stage compares with the depth *without* procedural detail,
+    the fine and finer stages with the depth *with* detail. Samples of "fits" folders (real photos
+    with 3DMM-fit pseudo truth) count ``fits_weight`` times a synthetic sample in these terms.
+    In the finer stage pixels inside the detail mask weigh ``1 + detail_boost`` in the normal term.
+
+    Finer-stage self-supervision, on every sample: ``shading`` (photo luminance against
+    ``albedo * shade(normals, L)``, ``L`` fitted per image by least squares, albedo a Gaussian
+    low-pass of ``sigma = albedo_sigma * side`` pixels), ``fidelity`` (L1 between the finer and the
+    fine depth) and ``laplacian`` (L1 of the Laplacian of the added detail, in pixels).
+    """
+
+    depth: float = 1.0
+    normal: float = 1.0
+    fits_weight: float = 1.0
+    detail_boost: float = 0.0
+    shading: float = 0.0
+    fidelity: float = 0.0
+    laplacian: float = 0.0
+    normal_erode_px: int = 2
+    albedo_sigma: float = 0.02
+    sh_reg: float = 1e-5
+
+    @classmethod
+    def for_stage(cls, stage: str) -> LossConfig:
+        """The default weights of ``stage``."""
+        if stage == "dense":
+            return cls(depth=1.0, normal=1.0, fits_weight=1.0)
+        if stage == "fine":
+            return cls(depth=1.0, normal=2.0, fits_weight=0.3)
+        if stage == "finer":
+            return cls(
+                depth=0.5, normal=2.0, fits_weight=0.0, detail_boost=2.0, shading=1.0, fidelity=0.5, laplacian=0.02
+            )
+        raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGES)})")
+
+
+@dataclass
+class AugmentConfig:
+    """Random augmentations, applied to each training sample (see :mod:`df2net.train.augment`).
+
+    Geometric ones act on image, depth, normals and masks together; photometric ones act on the
+    network input only (the shading loss sees the geometrically augmented, unaltered photo).
+    Probabilities are per sample; ranges are symmetric around "no change".
+    """
+
+    enabled: bool = True
+    flip: float = 0.5
+    scale: float = 0.05
+    shift: float = 0.03
+    rotate_deg: float = 5.0
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.25
+    hue: float = 0.03
+    gamma: float = 0.25
+    tint: float = 0.1
+    blur_prob: float = 0.2
+    blur_sigma: tuple[float, float] = (0.3, 1.5)
+    jpeg_prob: float = 0.3
+    jpeg_quality: tuple[int, int] = (30, 95)
+    noise_prob: float = 0.3
+    noise_std: float = 0.03
+    occlusion_prob: float = 0.2
+    occlusion_max: int = 2
+    occlusion_size: float = 0.3
+
+    @classmethod
+    def off(cls) -> AugmentConfig:
+        """No augmentation at all."""
+        return cls(enabled=False)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run does. Saved as ``config.json`` in the run folder ``out``.
+
+    Sizes: ``train_size`` is the side of the network input during training (default: the model's
+    ``input_size``). The dense and fine stages run D-Net and F-Net at their native side,
+    ``train_size * dense_size / input_size``; the loader gives crops of that side directly. The
+    finer stage runs the whole chain at ``train_size``.
+
+    Network: ``model`` names a :data:`~df2net.model.MODEL_CONFIGS` entry (None: the ``init``
+    weights' config, or ``"cpu"`` without them), with ``model_overrides`` replacing fields of it.
+
+    ``threads`` sets ``torch.set_num_threads`` for the run (None: torch's default). On a CPU
+    shared with other work, 1 thread per process is often faster than more.
+
+    Schedule: Adam, learning rate warmed up linearly over ``warmup_steps``, then cosine-decayed
+    to ``lr * min_lr_ratio`` at ``steps``.
+    """
+
+    stage: str = "dense"
+    data: list[DataSource] = field(default_factory=list)
+    out: str = "runs/dense"
+    model: str | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
+    steps: int = 2000
+    batch_size: int = 8
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    train_size: int | None = None
+    losses: LossConfig | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    num_workers: int = 2
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = False
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r} (known: {', '.join(STAGES)})")
+        self.data = [d if isinstance(d, DataSource) else DataSource(**d) for d in self.data]
+        if self.losses is None:
+            self.losses = LossConfig.for_stage(self.stage)
+        elif isinstance(self.losses, dict):
+            self.losses = LossConfig(**self.losses)
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**_tuples(AugmentConfig, self.augment))
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        problems = []
+        if self.steps < 1:
+            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.num_workers < 0:
+            problems.append(f"num_workers must be >= 0, got {self.num_workers}")
+        for name in ("log_every", "sample_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.device.split(":")[0] not in ("cpu", "cuda"):
+            problems.append(f"device must be cpu or cuda, got {self.device!r}")
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ (de)serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
+        return cls(**_tuples(cls, dict(data)))
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as indented JSON, atomically."""
+        from df2net.io import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a config written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def _tuples(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """JSON lists back to tuples for the fields whose default is a tuple."""
+    out = dict(data)
+    for f in fields(cls):
+        if f.name in out and isinstance(out[f.name], list) and "tuple" in str(f.type):
+            out[f.name] = tuple(out[f.name])
+    return out

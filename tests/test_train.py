@@ -1,0 +1,474 @@
+"""Training: config, data mixing, augmentation consistency, losses, the three stages, resume, DDP, CLI.
+
+Everything runs on small generated dataset folders in the ``make-data`` format: an ellipsoid
+"face" with a nose and sinusoidal forehead wrinkles, shaded under random SH light. The network is
+a tiny configuration (D-Net width 4, 256 x 256), so the whole file stays fast on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from df2net.config import CROP_SIZE
+from df2net.geometry import depth_to_normals, depth_to_normals_torch
+from df2net.shading import directional_sh, shade
+from df2net.train import augment as aug
+from df2net.train.config import AugmentConfig, DataSource, LossConfig, TrainConfig
+from df2net.train.datasets import FaceFolder, MixedBatchSampler, TrainingSet, allocate
+from df2net.train.losses import depth_l1, erode, normal_loss, shading_loss
+
+TINY = {
+    "name": "tiny",
+    "dense_channels": 4,
+    "fine_channels": 16,
+    "finer_channels": 16,
+    "input_size": 256,
+    "dense_size": 256,
+}
+
+
+# --------------------------------------------------------------------------- fixture data
+
+
+def face_surface(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A face-like height field on a ``size`` grid, in pixels of that grid.
+
+    Returns ``(depth_base, wrinkles, face_mask, detail_mask)``: an ellipsoid with a nose bump
+    (0 outside), a wrinkle field (horizontal sinusoids on the forehead, ~1.5 px deep at 512),
+    the face mask (the ellipse shrunk a little) and where the wrinkles are.
+    """
+    s = size / 512.0
+    t = np.arange(size, dtype=np.float64)
+    v, u = np.meshgrid(t, t, indexing="ij")
+    cx, cy = size / 2 + rng.uniform(-12, 12) * s, size / 2 + rng.uniform(-12, 12) * s
+    a, b = rng.uniform(150, 175) * s, rng.uniform(195, 215) * s
+    x, y = (u - cx) / a, (v - cy) / b
+    r2 = x**2 + y**2
+    inside = r2 < 1.0
+    height = rng.uniform(0.55, 0.7) * a
+    base = np.where(inside, height * np.sqrt(np.clip(1.0 - r2, 0.0, None)) + 40.0 * s, 0.0)
+    nose = 38.0 * s * np.exp(-(((u - cx) / (22 * s)) ** 2 + ((v - cy - 10 * s) / (45 * s)) ** 2) / 2)
+    base = np.where(inside, base + nose, 0.0)
+    window = np.exp(-(((u - cx) / (90 * s)) ** 2 + ((v - (cy - 0.55 * b)) / (35 * s)) ** 2) / 2)
+    period = rng.uniform(14, 20) * s
+    wrinkles = np.where(inside, 1.6 * s * window * np.sin(2 * np.pi * v / period + rng.uniform(0, 6)), 0.0)
+    face = r2 < 0.93
+    return base.astype(np.float32), wrinkles.astype(np.float32), face, (window > 0.15) & inside
+
+
+def write_dataset(root: Path, kind: str, count: int, seed: int, size: int = CROP_SIZE) -> Path:
+    """Write a tiny dataset folder in the ``df2net make-data`` format (see docs/conventions.md)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(count):
+        name = f"{i:06d}"
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        base, wrinkles, face, detail = face_surface(size, rng)
+        valid = base > 0
+        depth = np.where(valid, base + wrinkles, 0.0).astype(np.float32)
+        normals = depth_to_normals(depth, valid)
+        direction = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.2, 0.5), 1.0])
+        light = directional_sh(direction / np.linalg.norm(direction), 0.75) + np.eye(9)[0] * 0.3
+        shading = shade(normals.reshape(-1, 3).astype(np.float64), light).reshape(size, size)
+        albedo = np.array([0.85, 0.65, 0.55]) * rng.uniform(0.8, 1.1)
+        background = rng.uniform(0.1, 0.6, 3) + rng.normal(0, 0.03, (size, size, 3))
+        img = np.where(valid[..., None], albedo * shading[..., None], background)
+        Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)).save(folder / "image.png")
+        Image.fromarray((face * 255).astype(np.uint8)).save(folder / "mask.png")
+        np.save(folder / "normals.npy", normals.astype(np.float16))
+        if kind == "synthetic":
+            np.save(folder / "depth.npy", depth)
+            np.save(folder / "depth_base.npy", base)
+            Image.fromarray((detail * 255).astype(np.uint8)).save(folder / "detail_mask.png")
+        else:  # a 3DMM fit: smooth, no detail
+            np.save(folder / "depth.npy", base)
+        (folder / "params.json").write_text(json.dumps({"seed": seed, "index": i}))
+        names.append(name)
+    manifest = {
+        "kind": kind,
+        "seed": seed,
+        "count": count,
+        "crop_size": size,
+        "df2net_version": "test",
+        "samples": names,
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a small shared CPU it is several times faster than more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("train_data")
+    return write_dataset(root / "synth", "synthetic", 6, seed=1), write_dataset(root / "fits", "fits", 3, seed=2)
+
+
+def tiny_config(data_dirs: tuple[Path, Path], out: Path, stage: str, **kw) -> TrainConfig:
+    synth, fits = data_dirs
+    settings = {
+        "stage": stage,
+        "data": [DataSource(str(synth), 3.0), DataSource(str(fits), 1.0)],
+        "out": str(out),
+        "model": "cpu",
+        "model_overrides": dict(TINY),
+        "steps": 24,
+        "batch_size": 4,
+        "lr": 2e-3,
+        "warmup_steps": 2,
+        "train_size": 256,
+        "augment": AugmentConfig.off(),
+        "num_workers": 0,
+        "log_every": 4,
+        "sample_every": 100,
+        "checkpoint_every": 100,
+        "seed": 0,
+    }
+    settings.update(kw)
+    return TrainConfig(**settings)
+
+
+# --------------------------------------------------------------------------- config, data
+
+
+def test_config_round_trips_through_json(tmp_path: Path) -> None:
+    cfg = TrainConfig(stage="finer", data=[DataSource("a", 2.0)], out=str(tmp_path), train_size=256)
+    assert cfg.losses == LossConfig.for_stage("finer") and cfg.losses.shading > 0
+    cfg.save(tmp_path / "config.json")
+    back = TrainConfig.load(tmp_path / "config.json")
+    assert back == cfg
+    assert DataSource.parse("/x/y:0.5") == DataSource("/x/y", 0.5)
+    assert DataSource.parse("C:/data") == DataSource("C:/data", 1.0)
+    with pytest.raises(ValueError, match="unknown stage"):
+        TrainConfig(stage="coarse")
+
+
+def test_folder_reading_and_units(data_dirs: tuple[Path, Path]) -> None:
+    synth, fits = data_dirs
+    f = FaceFolder.open(synth)
+    assert f.kind == "synthetic" and len(f) == 6
+    full, half = f.load(0, 512), f.load(0, 256)
+    assert half["image"].shape == (3, 256, 256) and half["normals"].shape == (3, 256, 256)
+    # Depth stays in crop pixels whatever the grid: the same values, not halved.
+    m = half["valid"][0] > 0
+    assert float(half["depth_base"][0][m].max()) == pytest.approx(float(full["depth_base"][0].max()), rel=0.02)
+    g = FaceFolder.open(fits)
+    assert g.kind == "fits"
+    s = g.load(0, 256)
+    assert torch.equal(s["depth"], s["depth_base"]) and s["detail_mask"].sum() == 0
+
+
+def test_sampler_mixes_every_batch_and_shards_ranks() -> None:
+    carry = np.zeros(2)
+    assert allocate(8, [3, 1], carry).tolist() == [6, 2]
+    carry = np.zeros(2)
+    counts = np.array([allocate(2, [3, 1], carry) for _ in range(8)])
+    assert (counts.sum(1) == 2).all() and counts.sum(0).tolist() == [12, 4]  # shares kept over time
+    full = list(MixedBatchSampler([10, 4], [3, 1], 8, steps=5, seed=3))
+    for batch in full:
+        assert [k[0] for k in batch].count(1) == 2 and len(batch) == 8
+    # Resuming at step 2 gives exactly the remaining batches.
+    assert list(MixedBatchSampler([10, 4], [3, 1], 8, steps=5, seed=3, start=2)) == full[2:]
+    # Two ranks of batch 4 share out exactly the batches one process of batch 8 would see,
+    # with the same mixture each and disjoint samples (and augmentation slots) within a step.
+    one = list(MixedBatchSampler([12, 4], [3, 1], 8, steps=5, seed=3))
+    r0 = list(MixedBatchSampler([12, 4], [3, 1], 4, steps=5, seed=3, rank=0, world_size=2))
+    r1 = list(MixedBatchSampler([12, 4], [3, 1], 4, steps=5, seed=3, rank=1, world_size=2))
+    for a, b, both in zip(r0, r1, one):
+        ids_a, ids_b = [(k[0], k[1]) for k in a], [(k[0], k[1]) for k in b]
+        assert [k[0] for k in a].count(1) == 1 and [k[0] for k in b].count(1) == 1
+        assert not set(ids_a) & set(ids_b)
+        assert sorted(ids_a + ids_b) == sorted((k[0], k[1]) for k in both)
+        assert {k[3] for k in a}.isdisjoint({k[3] for k in b})
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def _grid_normals(sample: aug.Sample, key: str = "depth") -> torch.Tensor:
+    """Normals computed from a sample's depth (crop pixels -> pixels of its grid)."""
+    side = sample[key].shape[-1]
+    depth = sample[key][None] * (side / CROP_SIZE)
+    return depth_to_normals_torch(depth, sample["valid"][None] > 0.5)[0]
+
+
+def test_flip_is_consistent_and_an_involution(data_dirs: tuple[Path, Path]) -> None:
+    sample = FaceFolder.open(data_dirs[0]).load(1, 256)
+    flipped = aug.hflip(sample)
+    twice = aug.hflip(flipped)
+    for key in sample:
+        assert torch.equal(twice[key], sample[key]), key
+    # Normals of the flipped depth are the flipped normals, x negated.
+    n_of_flip = _grid_normals(flipped)
+    expected = torch.flip(_grid_normals(sample), dims=(-1,))
+    expected[0] = -expected[0]
+    assert torch.allclose(n_of_flip, expected, atol=1e-5)
+    assert torch.equal(flipped["normals"][0], -torch.flip(sample["normals"][0], dims=(-1,)))
+
+
+def test_affine_warp_keeps_depth_normals_and_masks_consistent(data_dirs: tuple[Path, Path]) -> None:
+    sample = FaceFolder.open(data_dirs[0]).load(2, 256)
+    base = {k: sample[k] for k in ("depth", "valid", "face_mask", "image")}
+    base["normals"] = _grid_normals(sample)
+    warped = aug.warp_affine(base, scale=1.05, shift=(0.03, -0.02), angle=math.radians(5.0))
+    inner = erode(warped["valid"][None], 3)[0, 0] > 0.5
+    # The normals carried through the warp agree with the normals of the warped (rescaled) depth.
+    cos = (warped["normals"] * _grid_normals(warped)).sum(0)[inner]
+    assert float(cos.mean()) > 0.999 and float(cos.min()) > 0.98
+    # A pure turn the other way does not match: the rotation of the normals is not a no-op.
+    wrong = aug.warp_affine(base, scale=1.0, shift=(0.0, 0.0), angle=math.radians(5.0))
+    wrong_n = wrong["normals"].clone()
+    c, s = math.cos(math.radians(10)), math.sin(math.radians(10))
+    wrong_n[0], wrong_n[1] = (
+        c * wrong["normals"][0] - s * wrong["normals"][1],
+        s * wrong["normals"][0] + c * wrong["normals"][1],
+    )
+    m2 = erode(wrong["valid"][None], 3)[0, 0] > 0.5
+    assert float((wrong_n * _grid_normals(wrong)).sum(0)[m2].mean()) < float(cos.mean()) - 1e-3
+    # Masks stay binary, depth stays within the magnified range.
+    assert set(torch.unique(warped["face_mask"]).tolist()) <= {0.0, 1.0}
+    assert float(warped["depth"].max()) <= float(sample["depth"].max()) * 1.05 + 1e-3
+
+
+def test_photometric_and_network_input(data_dirs: tuple[Path, Path]) -> None:
+    ds = TrainingSet(
+        [DataSource(str(data_dirs[0]))],
+        256,
+        AugmentConfig(jpeg_prob=1.0, blur_prob=1.0, noise_prob=1.0, occlusion_prob=1.0),
+    )
+    item = ds[(0, 0, 5, 1)]
+    again = ds[(0, 0, 5, 1)]
+    assert all(torch.equal(item[k], again[k]) for k in item)  # keyed randomness: reproducible
+    x = item["input"]
+    assert x.shape == (3, 256, 256) and x.min() >= -1 and x.max() <= 1
+    assert torch.all(x[:, item["face_mask"][0] == 0] == -1.0)  # masked like inference
+    assert not torch.equal(ds[(0, 0, 6, 1)]["input"], x)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def test_depth_and_normal_losses_ignore_offset() -> None:
+    torch.manual_seed(0)
+    target = torch.randn(2, 1, 32, 32).cumsum(-1)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 4:28, 4:28] = 1
+    assert torch.allclose(depth_l1(target + 17.0, target, mask), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(normal_loss(target + 3.0, target, mask), torch.zeros(2), atol=1e-6)
+    assert (depth_l1(target * 1.5, target, mask) > 0.1).all()
+    assert (normal_loss(target * 1.5, target, mask) > 1e-3).all()
+
+
+def test_shading_loss_is_zero_for_an_exact_render_and_larger_for_a_wrong_depth() -> None:
+    size = 128
+    base, wrinkles, face, _ = face_surface(size, np.random.default_rng(4))
+    depth = torch.from_numpy(np.where(base > 0, base + 2.0 * wrinkles, 0.0))[None, None].double()
+    mask = torch.from_numpy(face.astype(np.float64))[None, None]
+    normals = depth_to_normals_torch(depth, mask > 0.5).permute(0, 2, 3, 1)
+    light = torch.as_tensor(directional_sh(np.array([0.4, 0.3, 0.87]), 0.8) + np.eye(9)[0] * 0.3)
+    lum = 0.7 * shade(normals, light[None])  # constant albedo 0.7
+    image = lum[:, None].expand(1, 3, size, size)  # grey: luminance = lum
+    sigma = 0.05 * size
+    exact = float(shading_loss(depth, image, mask, sigma, reg=1e-6))
+    flat = float(shading_loss(torch.from_numpy(base)[None, None].double(), image, mask, sigma, reg=1e-6))
+    assert exact < 1e-3
+    assert flat > 10 * max(exact, 1e-4)
+    # Gradients reach the depth.
+    d = depth.clone().requires_grad_(True)
+    shading_loss(d * 0.9, image, mask, sigma).sum().backward()
+    assert d.grad is not None and torch.isfinite(d.grad).all() and d.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _curve(run: Path) -> list[float]:
+    return [h["total"] for h in json.loads((run / "history.json").read_text())]
+
+
+def test_each_stage_trains_its_own_part_and_loss_goes_down(data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    from df2net.model import load_weights
+    from df2net.train.loop import train
+
+    # Fine and finer both start from the dense weights. F-Net and Fr-Net start out nearly
+    # constant (their 1-channel tail sits mostly in the leaky part), so they get a high, flat
+    # learning rate to get going within the few steps a test can afford; and Fr-Net starts on an
+    # untrained F-Net (its base is flat), which leaves it something to learn in 20 steps.
+    schedules = {
+        "dense": {"steps": 12},
+        "fine": {"steps": 20, "lr": 1e-2, "min_lr_ratio": 1.0},
+        "finer": {"steps": 20, "lr": 1e-2, "min_lr_ratio": 1.0},
+    }
+    runs: dict[str, Path] = {}
+    for stage, schedule in schedules.items():
+        out = tmp_path / stage
+        init = None if stage == "dense" else str(runs["dense"] / "final.safetensors")
+        cfg = tiny_config(data_dirs, out, stage, init=init, log_every=4, sample_every=schedule["steps"], **schedule)
+        weights = train(cfg)
+        assert weights == out / "final.safetensors" and weights.is_file()
+        curve = _curve(out)
+        assert np.mean(curve[-2:]) < 0.85 * np.mean(curve[:2]), (stage, curve)
+        assert (out / "loss_curve.png").is_file() and (out / "config.json").is_file()
+        assert list((out / "samples").glob("*.png")), "no sample picture"
+        runs[stage] = out
+
+    dense, fine, finer = (load_weights(runs[s] / "final.safetensors") for s in ("dense", "fine", "finer"))
+    assert finer.metadata["recipe"]["stage"] == "finer"
+    assert finer.metadata["recipe"]["previous"]["stage"] == "dense"
+    assert set(finer.metadata["recipe"]["final_losses"]) >= {"depth", "normal", "shading", "fidelity", "laplacian"}
+    d_state, f_state, r_state = (x.model.state_dict() for x in (dense, fine, finer))
+    changed = {
+        stage: {n for n in d_state if not torch.equal(d_state[n], state[n])}
+        for stage, state in (("fine", f_state), ("finer", r_state))
+    }
+    # Only the stage's own sub-network moved (buffers included); the rest stayed frozen.
+    from df2net.model import ModelConfig, build_model
+
+    torch.manual_seed(0)  # the trainer's seed before it builds the network
+    fresh = build_model(ModelConfig(**TINY)).state_dict()
+    moved = {n for n in fresh if not torch.equal(fresh[n], d_state[n])}
+    assert moved and not any(n.startswith(("FNet.", "FrNet.")) for n in moved)
+    assert changed["fine"] and all(n.startswith("FNet.") for n in changed["fine"])
+    assert changed["finer"] and all(n.startswith("FrNet.") for n in changed["finer"])
+
+
+def test_resume_continues_at_the_saved_step_with_identical_weights(
+    data_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from df2net.train.loop import Trainer, latest_checkpoint, train
+
+    aug_on = AugmentConfig(jpeg_prob=0.5)
+    full = tmp_path / "full"
+    train(tiny_config(data_dirs, full, "dense", steps=6, checkpoint_every=3, augment=aug_on, num_workers=1))
+    ckpts = sorted((full / "checkpoints").glob("step_*.pt"))
+    assert [p.name for p in ckpts] == ["step_00000003.pt", "step_00000006.pt"]
+    ckpt = torch.load(ckpts[0], weights_only=True)  # loads with weights_only: no pickled objects
+    assert ckpt["step"] == 3
+
+    part = tmp_path / "part"
+    (part / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpts[0], part / "checkpoints" / ckpts[0].name)
+    cfg = tiny_config(data_dirs, part, "dense", steps=6, checkpoint_every=3, augment=aug_on, num_workers=1)
+    cfg.save(part / "config.json")
+    trainer = Trainer(cfg, resume=True)
+    assert trainer.step == 3
+    assert trainer.scheduler.last_epoch == 3
+    trainer.run()
+    trainer.close()
+    assert latest_checkpoint(part).name == "step_00000006.pt"
+    a = torch.load(full / "checkpoints" / "step_00000006.pt", weights_only=True)["model"]
+    b = torch.load(part / "checkpoints" / "step_00000006.pt", weights_only=True)["model"]
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    with pytest.raises(FileExistsError):
+        Trainer(cfg)  # a run folder with checkpoints is not overwritten by a new run
+
+
+_DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch
+    from df2net.train.config import TrainConfig
+    from df2net.train.loop import Trainer
+    from df2net.train import distributed
+
+    cfg = TrainConfig.load(sys.argv[1])
+    trainer = Trainer(cfg)
+    trainer.run()
+    trainer.close()
+    torch.save(trainer.model.state_dict(), f"{sys.argv[2]}/rank{trainer.info.rank}.pt")
+    distributed.cleanup()
+    """
+)
+
+
+def test_ddp_two_cpu_processes_end_with_equal_weights(data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg = tiny_config(data_dirs, tmp_path / "run", "dense", steps=4, batch_size=2, log_every=2)
+    cfg.save(tmp_path / "cfg.json")
+    script = tmp_path / "ddp_train.py"
+    script.write_text(_DDP_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path / "cfg.json"),
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    s1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert s0.keys() == s1.keys()
+    for name in s0:
+        assert torch.equal(s0[name], s1[name]), name
+    init = torch.load(next((tmp_path / "run" / "checkpoints").glob("*.pt")), weights_only=True)
+    assert init["step"] == 4
+    assert (tmp_path / "run" / "final.safetensors").is_file()
+
+
+def test_cli_trains_two_steps_and_exports(data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    from df2net.cli import main
+    from df2net.model import load_weights
+
+    base = tiny_config(data_dirs, tmp_path / "unused", "dense", augment=AugmentConfig())
+    base.save(tmp_path / "tiny.json")
+    synth, fits = data_dirs
+    out, export = tmp_path / "run", tmp_path / "exported.safetensors"
+    rc = main(
+        [
+            "train",
+            "--stage",
+            "dense",
+            "--data",
+            f"{synth}:3",
+            "--data",
+            f"{fits}:1",
+            "--out",
+            str(out),
+            "--train-config",
+            str(tmp_path / "tiny.json"),
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--workers",
+            "0",
+            "--export",
+            str(export),
+        ]
+    )
+    assert rc == 0
+    saved = TrainConfig.load(out / "config.json")
+    assert saved.steps == 2 and saved.data[0].weight == 3.0 and saved.augment.enabled
+    loaded = load_weights(export)
+    assert loaded.config.name == "tiny" and loaded.metadata["recipe"]["steps"] == 2
+    # --resume with more steps continues the same run.
+    rc = main(["train", "--out", str(out), "--resume", "--steps", "3"])
+    assert rc == 0
+    assert load_weights(out / "final.safetensors").metadata["recipe"]["steps"] == 3
+    assert main(["train", "--out", str(tmp_path / "new")]) == 2  # a new run needs --stage and --data
