@@ -227,9 +227,9 @@ def fill_polygon(polygon: np.ndarray, height: int, width: int | None = None) -> 
     rows = np.arange(height, dtype=np.float64)[:, None]  # (H, 1) scanlines through pixel centres
     # Half-open rule: an edge counts for a scanline y when min(ya, yb) <= y < max(ya, yb).
     crosses = (ya[None, :] <= rows) != (yb[None, :] <= rows)  # (H, E)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # horizontal edges never cross
         t = (rows - ya[None, :]) / (yb - ya)[None, :]
-    x_cross = np.where(crosses, xa[None, :] + t * (xb - xa)[None, :], np.inf)
+        x_cross = np.where(crosses, xa[None, :] + t * (xb - xa)[None, :], np.inf)
     x_cross.sort(axis=1)
     n_cross = crosses.sum(axis=1)
     cols = np.arange(width, dtype=np.float64)
