@@ -17,7 +17,15 @@ $DF2NET train --train-config training/dense.json --out runs/dense "$@"
 $DF2NET train --train-config training/fine.json --out runs/fine "$@"
 
 # 3. Same tensors, the inference config (512² input, D and F at 256²); then Finer (Fr-Net) at 512².
-$PY -c "from df2net.model.weights import reconfigure_weights as r; r('runs/fine/final.safetensors', 'runs/fine/final_cpu.safetensors', 'cpu')"
+$PY - <<'PY'
+from dataclasses import replace
+from df2net.model import MODEL_CONFIGS
+from df2net.model.weights import reconfigure_weights
+# D and F learnt depth in pixels of a 256² input (output * 127.5 + 127.5); at a 512² input the
+# same tensors give 512² pixels with twice the scale and offset.
+reconfigure_weights('runs/fine/final.safetensors', 'runs/fine/final_cpu.safetensors',
+                    replace(MODEL_CONFIGS['cpu'], depth_scale=255.0, depth_offset=255.0))
+PY
 $DF2NET train --train-config training/finer.json --out runs/finer "$@"
 
 # 4. Ship it.
