@@ -56,12 +56,16 @@ def artifacts(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def page_on_server(random_weights, tmp_path_factory):
-    """A chromium page on a fresh ``df2net serve``; every URL it requested is in ``requests``."""
+    """A chromium page on a fresh ``df2net serve`` with the shipped weights; every URL it
+    requested is in ``requests``."""
     from playwright.sync_api import sync_playwright
+
+    from df2net.model.weights import default_weights_path
 
     folder = tmp_path_factory.mktemp("web_browser")
     requests: list[str] = []
-    with serve(random_weights, folder) as server, sync_playwright() as pw:
+    weights = default_weights_path() or random_weights  # the real product, as a user sees it
+    with serve(weights, folder) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
