@@ -252,7 +252,7 @@ def run_path(backend, config, detector, photo: Path, out_dir: Path) -> tuple[dic
     from df2net import outputs
     from df2net.face import crop_face
     from df2net.io import load_image
-    from df2net.reconstruct import STAGES, FaceResult, _normalise_depth, predict_stage_depths
+    from df2net.reconstruct import STAGES, FaceResult, predict_stage_depths
 
     t: dict[str, float] = {}
     start = time.perf_counter()
@@ -278,18 +278,9 @@ def run_path(backend, config, detector, photo: Path, out_dir: Path) -> tuple[dic
     for step in PATH_STEPS[4:]:
         t[step] = 0.0
     for i, crop in enumerate(crops):
-        face = FaceResult(
-            source=str(photo),
-            index=i,
-            crop=crop.image,
-            mask=crop.mask,
-            landmarks=crop.landmarks.astype(np.float32),
-            landmarks_image=crop.detection.landmarks.astype(np.float32),
-            box=np.asarray(crop.detection.box, dtype=np.float32),
-            crop_box=tuple(float(v) for v in crop.crop_box),
-            stages={name: _normalise_depth(depths[name][i], crop.mask) for name in STAGES},
-            timings=dict(t),
-            model_info={"backend": getattr(backend, "name", "torch")},
+        face = FaceResult.from_crop(
+            crop, i, str(photo), {name: depths[name][i] for name in STAGES}, t,
+            {"backend": getattr(backend, "name", "torch")},
         )
         t["normals"] += _clock(lambda: face.normals)
         t["mesh"] += _clock(lambda: face.surface)

@@ -54,6 +54,31 @@ class FaceResult:
     timings: dict[str, float] = field(default_factory=dict)
     model_info: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_crop(
+        cls,
+        crop: FaceCrop,
+        index: int,
+        source: str,
+        depths: dict[str, np.ndarray],
+        timings: dict[str, float],
+        model_info: dict[str, str],
+    ) -> FaceResult:
+        """Wrap a crop and its per-stage depth ``{stage: (S, S)}`` (crop pixels) as a result."""
+        return cls(
+            source=source,
+            index=index,
+            crop=crop.image,
+            mask=crop.mask,
+            landmarks=crop.landmarks.astype(np.float32),
+            landmarks_image=crop.detection.landmarks.astype(np.float32),
+            box=np.asarray(crop.detection.box, dtype=np.float32),
+            crop_box=tuple(float(v) for v in crop.crop_box),
+            stages={name: _normalise_depth(depths[name], crop.mask) for name in STAGES},
+            timings=dict(timings),
+            model_info=dict(model_info),
+        )
+
     @property
     def depth(self) -> np.ndarray:
         """Final depth map ``(S, S)`` float32 in crop pixels."""
@@ -220,22 +245,8 @@ class Reconstructor:
         per_face = {k: v / max(len(crops), 1) for k, v in timings.items()}
         results = []
         for i, crop in enumerate(crops):
-            stages = {name: _normalise_depth(depths[name][i], crop.mask) for name in STAGES}
-            results.append(
-                FaceResult(
-                    source=source,
-                    index=i,
-                    crop=crop.image,
-                    mask=crop.mask,
-                    landmarks=crop.landmarks.astype(np.float32),
-                    landmarks_image=crop.detection.landmarks.astype(np.float32),
-                    box=np.asarray(crop.detection.box, dtype=np.float32),
-                    crop_box=tuple(float(v) for v in crop.crop_box),
-                    stages=stages,
-                    timings=dict(per_face),
-                    model_info=dict(self.model_info),
-                )
-            )
+            depth_i = {name: depths[name][i] for name in STAGES}
+            results.append(FaceResult.from_crop(crop, i, source, depth_i, per_face, self.model_info))
         return results
 
 

@@ -12,6 +12,8 @@ written into a temporary folder renamed into place.
 
 from __future__ import annotations
 
+import contextlib
+
 import multiprocessing as mp
 import shutil
 import sys
@@ -286,20 +288,15 @@ def make_data(
     n_ok = 0
     bar = tqdm(total=len(jobs), initial=skipped, desc=f"make-data {kind}", unit="sample", disable=not progress)
     try:
+        pool = None
         if workers > 1 and len(todo) > 1:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(*init_args, 1)) as pool:
-                for _, err, dt in pool.imap_unordered(func, todo):
-                    times.append(dt)
-                    n_ok += err is None
-                    if err:
-                        failures.append(err)
-                        _write(f"failed: {err}", progress)
-                    bar.update(1)
+            pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(*init_args, 1))
+            results = pool.imap_unordered(func, todo)
         else:
             _init_worker(*init_args, None)
-            for job in todo:
-                _, err, dt = func(job)
+            results = map(func, todo)
+        with pool if pool is not None else contextlib.nullcontext():
+            for _, err, dt in results:
                 times.append(dt)
                 n_ok += err is None
                 if err:
