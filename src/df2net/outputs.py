@@ -61,9 +61,9 @@ def write_face(face: FaceResult, folder: Path, formats: set[str] | None = None) 
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
     try:
         timings: dict[str, float] = {}
-        for name in _ORDER:
+        for name, writer in _WRITERS.items():  # in the order they are listed there
             if name in formats:
-                _WRITERS[name](face, tmp, timings)
+                writer(face, tmp, timings)
         if "metadata" in formats:
             _write_metadata(face, tmp, timings)
         tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only
@@ -168,7 +168,6 @@ def _write_metadata(face: FaceResult, folder: Path, write_timings: dict[str, flo
     write_text_atomic(folder / "metadata.json", json.dumps(meta, indent=2))
 
 
-_ORDER = ("depth", "depth16", "normals", "crop", "ply", "obj", "glb", "preview")
 _WRITERS = {
     "depth": _timed(_write_depth, "depth"),
     "depth16": _timed(_write_depth16, "depth16"),
