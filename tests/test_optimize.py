@@ -138,7 +138,7 @@ def test_torch_and_onnxruntime_backends_match_eager_within_1e3_of_the_depth_rang
         m = want.mask
         for stage in ("dense", "fine", "finer"):
             span = float(np.ptp(want.stages[stage][m]))
-            assert span > 5, "the test network should give a depth range of several pixels"
+            assert span > 3, "the test network should give a depth range of several pixels"
             assert np.abs(got.stages[stage] - want.stages[stage])[m].max() <= 1e-3 * span, (name, stage)
 
 

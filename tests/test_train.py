@@ -343,10 +343,12 @@ def test_each_stage_trains_its_own_part_and_loss_goes_down(data_dirs: tuple[Path
         for stage, state in (("fine", f_state), ("finer", r_state))
     }
     # Only the stage's own sub-network moved (buffers included); the rest stayed frozen.
-    from df2net.model import ModelConfig, build_model
+    from dataclasses import replace
+
+    from df2net.model import MODEL_CONFIGS, build_model
 
     torch.manual_seed(0)  # the trainer's seed before it builds the network
-    fresh = build_model(ModelConfig(**TINY)).state_dict()
+    fresh = build_model(replace(MODEL_CONFIGS["cpu"], **TINY)).state_dict()
     moved = {n for n in fresh if not torch.equal(fresh[n], d_state[n])}
     assert moved and not any(n.startswith(("FNet.", "FrNet.")) for n in moved)
     assert changed["fine"] and all(n.startswith("FNet.") for n in changed["fine"])
@@ -472,3 +474,43 @@ def test_cli_trains_two_steps_and_exports(data_dirs: tuple[Path, Path], tmp_path
     assert rc == 0
     assert load_weights(out / "final.safetensors").metadata["recipe"]["steps"] == 3
     assert main(["train", "--out", str(tmp_path / "new")]) == 2  # a new run needs --stage and --data
+
+
+def test_patch_windows_sit_on_the_face_and_crop_what_they_say() -> None:
+    from df2net.train.loop import crop_windows, patch_windows
+
+    mask = torch.zeros(3, 1, 64, 64)
+    mask[0, 0, 40:50, 44:60] = 1.0
+    mask[1, 0, 0:4, 0:4] = 1.0  # a face in the corner: the window is clamped inside the map
+    windows = patch_windows(mask, 32, np.random.default_rng(0))
+    assert windows.shape == (3, 3) and (windows[:, 2] == 32).all()
+    assert ((windows[:, :2] >= 0) & (windows[:, :2] <= 32)).all()
+    for i in range(2):
+        y, x = int(windows[i, 0]), int(windows[i, 1])
+        assert mask[i, 0, y : y + 32, x : x + 32].sum() > 0
+    t = torch.arange(3 * 2 * 64 * 64, dtype=torch.float32).view(3, 2, 64, 64)
+    crops = crop_windows(t, windows, 32)
+    assert crops.shape == (3, 2, 32, 32)
+    y, x = int(windows[2, 0]), int(windows[2, 1])
+    assert torch.equal(crops[2], t[2, :, y : y + 32, x : x + 32])
+
+
+def test_finer_stage_trains_fr_net_on_patches(data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    from PIL import Image
+
+    from df2net.model import load_weights
+    from df2net.train.loop import train
+
+    dense = train(tiny_config(data_dirs, tmp_path / "dense", "dense", steps=2))
+    out = tmp_path / "finer"
+    cfg = tiny_config(
+        data_dirs, out, "finer", init=str(dense), steps=8, patch_size=64, lr=1e-2, min_lr_ratio=1.0, sample_every=8
+    )
+    weights = train(cfg)
+    curve = _curve(out)
+    assert curve and np.isfinite(curve).all()
+    before, after = (load_weights(p).model.state_dict() for p in (dense, weights))
+    moved = {n for n in before if not torch.equal(before[n], after[n])}
+    assert moved and all(n.startswith("FrNet.") for n in moved)
+    (sheet,) = (out / "samples").glob("*.png")
+    assert Image.open(sheet).size == (5 * 64, 4 * 64)  # one row per sample, patch-sized

@@ -63,13 +63,20 @@ class FusionWidths:
     The released networks use ``nf = 64``: 8-channel depth and colour branches, 16 after their
     fusion, 32 in the middle scale, 64 in the deepest one and a 16 -> 4 -> 1 output head.
     ``nf`` must be a positive multiple of 16 so that every width is a whole number.
+
+    ``min_tail`` widens the last hidden layer of narrow networks: at ``nf = 16`` or ``32`` the
+    ``nf / 16`` rule leaves 1 or 2 leaky-ReLU channels before the output, which often start in
+    their flat negative part and learn 100x slower. 1 keeps the released rule.
     """
 
     nf: int
+    min_tail: int = 1
 
     def __post_init__(self) -> None:
         if self.nf <= 0 or self.nf % 16:
             raise ValueError(f"fusion width must be a positive multiple of 16, got {self.nf}")
+        if self.min_tail < 1:
+            raise ValueError(f"min_tail must be >= 1, got {self.min_tail}")
 
     @property
     def branch(self) -> int:
@@ -108,8 +115,8 @@ class FusionWidths:
 
     @property
     def tail(self) -> int:
-        """Channels of the second 1x1 head convolution (``conv9``): ``nf / 16``."""
-        return self.nf // 16
+        """Channels of the second 1x1 head convolution (``conv9``): ``nf / 16``, at least ``min_tail``."""
+        return max(self.nf // 16, self.min_tail)
 
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -26,10 +27,15 @@ class ModelConfig:
         dense_channels: D-Net base width ``nf`` (64 in the paper); any even number.
         fine_channels: F-Net width (64 in the paper); a multiple of 16.
         finer_channels: Fr-Net width (64 in the paper); a multiple of 16.
+        fusion_tail_min: the fewest channels of F-Net's and Fr-Net's last hidden layer
+            (:class:`~df2net.model.blocks.FusionWidths`); 1 is the released ``nf / 16`` rule.
         input_size: side of the square RGB input, and of every output stage.
         dense_size: side at which D-Net and F-Net run. When smaller than ``input_size`` the input
             is area-downsampled for them and their depths are bilinearly upsampled back to
             ``input_size`` before Fr-Net, which always runs at ``input_size``. A multiple of 256.
+        dense_flip_average: D-Net's depth is the mean of its depth of the input and the mirrored
+            depth of the mirrored input (test-time flip averaging, built into the network: it
+            halves D-Net's left/right errors for twice its small cost). Off in the released chain.
         finer_base: what Fr-Net's detail is added to: ``"dense"`` (the released network) or
             ``"fine"``.
         finer_gain: the detail's gain: ``finer = base + finer_gain * FrNet(fine, x)``.
@@ -41,8 +47,10 @@ class ModelConfig:
     dense_channels: int = 64
     fine_channels: int = 64
     finer_channels: int = 64
+    fusion_tail_min: int = 1
     input_size: int = CROP_SIZE
     dense_size: int = CROP_SIZE
+    dense_flip_average: bool = False
     finer_base: FinerBase = "dense"
     finer_gain: float = 3.0
     depth_scale: float = 127.5
@@ -56,6 +64,8 @@ class ModelConfig:
             value = getattr(self, field_name)
             if value <= 0 or value % 16:
                 problems.append(f"{field_name} must be a positive multiple of 16, got {value}")
+        if self.fusion_tail_min < 1:
+            problems.append(f"fusion_tail_min must be >= 1, got {self.fusion_tail_min}")
         if self.dense_size <= 0 or self.dense_size % DNET_DIVISOR:
             problems.append(f"dense_size must be a positive multiple of {DNET_DIVISOR}, got {self.dense_size}")
         if self.input_size < self.dense_size or self.input_size % 4:
@@ -84,7 +94,8 @@ class ModelConfig:
 #: training from scratch (2.67M parameters, about 0.16 s per 512 crop on 2 CPU cores): D-Net of
 #: width 14 (the width that keeps it under 3M parameters) and F-Net of width 32 both run at 256,
 #: where they are cheap; Fr-Net, the only stage at 512, has width 16; its detail is added to the
-#: fine depth, so the chain is dense -> fine -> fine + detail.
+#: fine depth, so the chain is dense -> fine -> fine + detail. Both fusion networks keep at least
+#: 4 channels before their output (``fusion_tail_min``), and D-Net's depth is flip-averaged.
 MODEL_CONFIGS: dict[str, ModelConfig] = {
     "original": ModelConfig(name="original"),
     "cpu": ModelConfig(
@@ -92,7 +103,9 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
         dense_channels=14,
         fine_channels=32,
         finer_channels=16,
+        fusion_tail_min=4,
         dense_size=256,
+        dense_flip_average=True,
         finer_base="fine",
     ),
 }
@@ -127,8 +140,8 @@ class DF2Net(DNet):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(channels=config.dense_channels)
         self.config = config
-        self.FNet = FNet(config.fine_channels)
-        self.FrNet = FrNet(config.finer_channels)
+        self.FNet = FNet(config.fine_channels, config.fusion_tail_min)
+        self.FrNet = FrNet(config.finer_channels, config.fusion_tail_min)
 
     def forward_stages(self, x: Tensor, until: str = "finer") -> DepthStages:
         """The dense, fine and finer depths of ``x (B, 3, H, W)``, each ``(B, 1, H, W)``.
@@ -150,7 +163,7 @@ class DF2Net(DNet):
             )
         resized = dense_hw != size
         x_dense = F.interpolate(x, size=dense_hw, mode="area") if resized else x
-        dense = self.dense_depth(x_dense)
+        dense = self.dense_stage(x_dense)
         if until == "dense":
             if resized:
                 dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
@@ -164,6 +177,13 @@ class DF2Net(DNet):
         base = dense if cfg.finer_base == "dense" else fine
         finer = base + cfg.finer_gain * self.FrNet(fine, x)
         return DepthStages(dense=dense, fine=fine, finer=finer)
+
+    def dense_stage(self, x: Tensor) -> Tensor:
+        """D-Net's depth of ``x (B, 3, H, W)`` at D-Net's side, flip-averaged when the config says so."""
+        if not self.config.dense_flip_average:
+            return self.dense_depth(x)
+        both = self.dense_depth(torch.cat([x, x.flip(-1)]))
+        return 0.5 * (both[: x.shape[0]] + both[x.shape[0] :].flip(-1))
 
     def forward(self, x: Tensor) -> Tensor:
         """The final (finer) depth of ``x (B, 3, H, W)``: ``(B, 1, H, W)`` in network units."""

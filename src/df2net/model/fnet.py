@@ -26,9 +26,9 @@ class FNet(nn.Module):
       upsampling): 1x1 ``conv8``, ``conv9``, ``out``, then ``tanh``.
     """
 
-    def __init__(self, channels: int = 64) -> None:
+    def __init__(self, channels: int = 64, min_tail: int = 1) -> None:
         super().__init__()
-        w = FusionWidths(channels)
+        w = FusionWidths(channels, min_tail)
         self.widths = w
         self.conv1_d = conv3x3(1, w.branch)
         self.conv1_c = conv3x3(3, w.branch)

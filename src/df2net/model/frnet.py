@@ -40,9 +40,9 @@ class FrNet(nn.Module):
     strictly, and freeze them (``requires_grad=False``) so optimisers and DDP ignore them.
     """
 
-    def __init__(self, channels: int = 64) -> None:
+    def __init__(self, channels: int = 64, min_tail: int = 1) -> None:
         super().__init__()
-        w = FusionWidths(channels)
+        w = FusionWidths(channels, min_tail)
         self.widths = w
         head_in = w.deep
         # Stage 1 (full size in, 1/4 size out).

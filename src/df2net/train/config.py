@@ -139,6 +139,18 @@ class TrainConfig:
     ``threads`` sets ``torch.set_num_threads`` for the run (None: torch's default). On a CPU
     shared with other work, 1 thread per process is often faster than more.
 
+    ``dropout`` replaces the probability of D-Net's decoder dropout while training (None: the
+    released 0.5; it does nothing at inference). ``cache_mb`` bounds the memory each data
+    process uses to keep loaded samples (at the training side) for later passes.
+
+    ``patch_size`` (finer stage only): D-Net and F-Net run on the whole ``train_size`` crop, but
+    Fr-Net and its losses on one random ``patch_size`` square per sample, centred on the face.
+    Fr-Net's detail is local, so patches teach it as well at a fraction of the cost.
+
+    Network with ``init``: the init weights fix the network unless ``model`` or
+    ``model_overrides`` ask for another; then every tensor that fits is copied (a warning names
+    the ones that start fresh), e.g. to widen F-Net's head after training D-Net.
+
     Schedule: Adam, learning rate warmed up linearly over ``warmup_steps``, then cosine-decayed
     to ``lr * min_lr_ratio`` at ``steps``.
     """
@@ -169,6 +181,9 @@ class TrainConfig:
     device: str = "cpu"
     amp: bool = False
     threads: int | None = None
+    dropout: float | None = None
+    cache_mb: int = 3072
+    patch_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -188,6 +203,12 @@ class TrainConfig:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
             problems.append(f"lr must be > 0, got {self.lr}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.patch_size is not None and (self.stage != "finer" or self.patch_size < 16 or self.patch_size % 4):
+            problems.append(f"patch_size is for the finer stage, a multiple of 4 >= 16; got {self.patch_size}")
+        if self.cache_mb < 0:
+            problems.append(f"cache_mb must be >= 0, got {self.cache_mb}")
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0, got {self.num_workers}")
         for name in ("log_every", "sample_every", "checkpoint_every"):

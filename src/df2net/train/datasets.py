@@ -140,6 +140,32 @@ def resize_sample(sample: aug.Sample, size: int) -> aug.Sample:
     return aug.resample_fields(sample, lambda x: F.interpolate(x, size=(size, size), mode="area"))
 
 
+class SampleCache:
+    """Loaded samples kept in memory up to a byte budget; once it is spent, new ones are not kept.
+
+    Reading and resizing the PNG and ``.npy`` files of a sample costs more than a small network's
+    step on a CPU, and every pass over the data reads them again; augmentation happens after the
+    cache, so the samples stay random.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self.used = 0
+        self._items: dict[tuple[int, int], aug.Sample] = {}
+
+    def get(self, key: tuple[int, int]) -> aug.Sample | None:
+        """The sample stored under ``key`` (its tensors are shared: do not modify them), or None."""
+        return self._items.get(key)
+
+    def put(self, key: tuple[int, int], sample: aug.Sample) -> None:
+        """Keep ``sample`` if it fits in what is left of the budget."""
+        size = sum(t.element_size() * t.nelement() for t in sample.values())
+        if key not in self._items and self.used + size <= self.max_bytes:
+            # Compact copies: a resized field can be a view into a larger buffer.
+            self._items[key] = {k: t.clone(memory_format=torch.contiguous_format) for k, t in sample.items()}
+            self.used += size
+
+
 class TrainingSet(torch.utils.data.Dataset):
     """Augmented training samples from several folders, indexed by :data:`SampleKey`.
 
@@ -154,17 +180,24 @@ class TrainingSet(torch.utils.data.Dataset):
     - ``normals`` ``(3, S, S)``; ``synthetic`` ``()`` 1.0 for synthetic samples, 0.0 for fits;
       ``source`` ``()`` int64.
 
-    The augmentation random generator is seeded by ``(seed, step, slot)`` only.
+    The augmentation random generator is seeded by ``(seed, step, slot)`` only. Loaded samples
+    are kept in memory (each data process its own copy) until ``cache_bytes`` are used.
     """
 
     def __init__(
-        self, sources: Sequence[DataSource | str], size: int, augment: AugmentConfig | None = None, seed: int = 0
+        self,
+        sources: Sequence[DataSource | str],
+        size: int,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        cache_bytes: int = 0,
     ) -> None:
         self.sources = [s if isinstance(s, DataSource) else DataSource(str(s)) for s in sources]
         if not self.sources:
             raise ValueError("no data folders given")
         self.folders = [FaceFolder.open(s.path) for s in self.sources]
         self.size = int(size)
+        self.cache = SampleCache(cache_bytes)
         self.augment = augment if augment is not None else AugmentConfig.off()
         self.seed = int(seed)
 
@@ -184,7 +217,10 @@ class TrainingSet(torch.utils.data.Dataset):
     def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
         source, index, step, slot = (int(k) for k in key)
         folder = self.folders[source]
-        sample = folder.load(index, self.size)
+        sample = self.cache.get((source, index))
+        if sample is None:
+            sample = folder.load(index, self.size)
+            self.cache.put((source, index), sample)
         rng = np.random.default_rng([self.seed, step, slot, source, index])
         cfg = self.augment
         if cfg.enabled:

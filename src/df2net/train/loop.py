@@ -32,7 +32,7 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,16 +103,50 @@ class StageNet(nn.Module):
         self.stage = stage
         self._until = "until" in inspect.signature(model.forward_stages).parameters
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, windows: Tensor | None = None) -> dict[str, Tensor]:
         m = self.model
+        if windows is not None:
+            if self.stage != "finer":
+                raise ValueError("patch windows are for the finer stage only")
+            with torch.no_grad():
+                stages = m.forward_stages(x, until="fine")
+            size = int(windows[0, 2])
+            dense, fine, colour = (crop_windows(t, windows, size) for t in (stages.dense, stages.fine, x))
+            base = dense if m.config.finer_base == "dense" else fine
+            return {"dense": dense, "fine": fine, "finer": base + m.config.finer_gain * m.FrNet(fine, colour)}
         if self.stage == "dense":
             return {"dense": m.dense_depth(x)}
         if self.stage == "fine":
             with torch.no_grad():
-                dense = m.dense_depth(x)
+                dense = m.dense_stage(x)
             return {"dense": dense, "fine": m.FNet(dense, x)}
         stages = m.forward_stages(x, until="finer") if self._until else m.forward_stages(x)
         return {"dense": stages.dense.detach(), "fine": stages.fine.detach(), "finer": stages.finer}
+
+
+def crop_windows(t: Tensor, windows: Tensor, size: int) -> Tensor:
+    """Cut ``(B, C, size, size)`` from ``t (B, C, H, W)``: sample ``i`` at row ``windows[i, 0]``, column ``windows[i, 1]``."""
+    return torch.stack([t[i, :, int(y) : int(y) + size, int(x) : int(x) + size] for i, (y, x, _) in enumerate(windows)])
+
+
+def patch_windows(face_mask: Tensor, size: int, rng: np.random.Generator) -> Tensor:
+    """One ``size``-square window per sample, centred on a random face pixel: ``(B, 3)`` rows ``(y, x, size)``.
+
+    ``face_mask (B, 1, H, W)``; a sample without face pixels gets a window at a random place.
+    """
+    b, _, h, w = face_mask.shape
+    rows = []
+    for i in range(b):
+        ys, xs = torch.nonzero(face_mask[i, 0] > 0.5, as_tuple=True)
+        if ys.numel():
+            k = int(rng.integers(ys.numel()))
+            cy, cx = int(ys[k]), int(xs[k])
+        else:
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        y0 = min(max(cy - size // 2, 0), h - size)
+        x0 = min(max(cx - size // 2, 0), w - size)
+        rows.append((y0, x0, size))
+    return torch.tensor(rows, dtype=torch.int64)
 
 
 def stage_side(stage: str, model_config: ModelConfig, train_size: int) -> int:
@@ -215,17 +249,23 @@ def _normals_rgb(normals: Tensor, mask: Tensor) -> np.ndarray:
 
 
 def sample_sheet(
-    batch: dict[str, Tensor], pred: dict[str, Tensor], stage: str, model_config: ModelConfig, rows: int = 4
+    batch: dict[str, Tensor],
+    pred: dict[str, Tensor],
+    stage: str,
+    model_config: ModelConfig,
+    rows: int = 4,
+    grid: int | None = None,
 ) -> np.ndarray:
     """A picture of predictions: one row per sample, ``(rows * S, 5 * S, 3)`` uint8.
 
     Columns: network input | target depth | predicted depth (both colour-mapped over the
     target's range inside the mask, offsets aligned) | predicted normals | target normals.
+    ``grid``: side of the whole map the tensors were cut from (patch training; default ``S``).
     """
     from df2net.geometry import depth_to_normals_torch
 
     out = pred[stage].detach().float().cpu()
-    grid = out.shape[-1]
+    grid = grid or out.shape[-1]
     target_key = "depth_base" if stage == "dense" else "depth"
     lines = []
     for i in range(min(rows, out.shape[0])):
@@ -291,6 +331,17 @@ def plot_history(history: list[dict[str, float]], path: str | Path, title: str =
     return True
 
 
+def transplant(state: dict[str, Tensor], model: torch.nn.Module) -> list[str]:
+    """Copy into ``model`` every tensor of ``state`` whose name and shape it shares.
+
+    Returns the names of ``model``'s tensors left as initialised (absent or of another shape).
+    """
+    target = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in target and target[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return [k for k in target if k not in fitting]
+
+
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
@@ -330,6 +381,9 @@ class Trainer:
             raise ValueError(f"stage {self.stage!r} has no trainable parameters")
         self.train_size = config.train_size or self.model_config.input_size
         self.side = stage_side(self.stage, self.model_config, self.train_size)
+        if config.patch_size and config.patch_size > self.side:
+            raise ValueError(f"patch_size {config.patch_size} is larger than the training side {self.side}")
+        self.last_batch: dict[str, Tensor] = {}
 
         self.optimizer = torch.optim.Adam(
             self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
@@ -350,9 +404,15 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.run_dir / CONFIG_FILE)
 
+        if config.dropout is not None:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+                    module.p = config.dropout
         self.net = dist_utils.wrap(StageNet(self.model, self.stage), self.info)
         set_stage_modes(self.model, self.stage)
-        self.dataset = TrainingSet(config.data, self.side, config.augment, seed=config.seed)
+        self.dataset = TrainingSet(
+            config.data, self.side, config.augment, seed=config.seed, cache_bytes=config.cache_mb * 2**20
+        )
         self.writer = self._tensorboard() if self.info.is_main else None
 
     # ---------------------------------------------------------------- setup
@@ -373,14 +433,19 @@ class Trainer:
                 if cfg.model or cfg.model_overrides
                 else loaded.config
             )
-            if asked != loaded.config:
-                self._warn(
-                    f"the init weights fix the network ({loaded.config.name!r}); "
-                    f"model {cfg.model!r} and model_overrides are ignored"
-                )
-            model = loaded.model
             metadata = dict(loaded.metadata)
-            return model, loaded.config, metadata
+            if asked == loaded.config:
+                return loaded.model, loaded.config, metadata
+            # Another network than the init's: carry over every tensor that still fits.
+            model = build_model(asked)
+            fresh = transplant(loaded.model.state_dict(), model)
+            changed = [f.name for f in fields(ModelConfig) if getattr(asked, f.name) != getattr(loaded.config, f.name)]
+            shown = ", ".join(fresh[:4]) + (" ..." if len(fresh) > 4 else "")
+            self._warn(
+                f"the init weights' model config differs from the one asked in {', '.join(changed)}; "
+                f"training the asked one, {len(fresh)} tensors start fresh" + (f" ({shown})" if fresh else "")
+            )
+            return model, asked, metadata
         name = cfg.model or DEFAULT_MODEL
         if name not in MODEL_CONFIGS:
             raise ValueError(f"unknown model config {name!r} (known: {', '.join(sorted(MODEL_CONFIGS))})")
@@ -452,10 +517,19 @@ class Trainer:
         """One optimiser step on a batch; returns the loss terms and the (detached) predictions."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         amp = self.config.amp and self.device.type == "cuda"
+        windows = None
+        if self.config.patch_size:
+            rng = np.random.default_rng([self.config.seed, self.step, 7])
+            windows = patch_windows(batch["face_mask"].cpu(), self.config.patch_size, rng)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = self.net(batch["input"])
+            pred = self.net(batch["input"]) if windows is None else self.net(batch["input"], windows)
         pred = {k: v.float() for k, v in pred.items()}
-        total, terms = stage_loss(self.stage, pred, batch, self.model_config, self.config.losses)
+        if windows is not None:
+            batch = {
+                k: crop_windows(v, windows, self.config.patch_size) if v.ndim == 4 else v for k, v in batch.items()
+            }
+        self.last_batch = batch
+        total, terms = stage_loss(self.stage, pred, batch, self.model_config, self.config.losses, grid=self.side)
         finite = torch.isfinite(total).float()
         if self.info.distributed:  # every rank must agree to step, or DDP would hang
             torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
@@ -517,7 +591,7 @@ class Trainer:
                     count = 0
                     t_interval = time.perf_counter()
                 if self.info.is_main and (self.step % cfg.sample_every == 0 or last):
-                    self._write_samples(batch, pred)
+                    self._write_samples(self.last_batch, pred)
                 if self.step % cfg.checkpoint_every == 0 or last:
                     self.save_checkpoint()
                 t_last = time.perf_counter()
@@ -544,7 +618,7 @@ class Trainer:
         )
 
     def _write_samples(self, batch: dict[str, Tensor], pred: dict[str, Tensor]) -> None:
-        sheet = sample_sheet(batch, pred, self.stage, self.model_config)
+        sheet = sample_sheet(batch, pred, self.stage, self.model_config, grid=self.side)
         write_bytes_atomic(self.run_dir / "samples" / f"step_{self.step:08d}.png", _png_bytes(sheet))
         if self.writer is not None:
             self.writer.add_image("samples", sheet, self.step, dataformats="HWC")

@@ -192,6 +192,7 @@ def stage_loss(
     batch: dict[str, Tensor],
     model_config: ModelConfig,
     cfg: LossConfig,
+    grid: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The training loss of one stage: ``(total (), {term name: batch mean (), ...})``.
 
@@ -202,6 +203,8 @@ def stage_loss(
         batch: a collated :class:`~df2net.train.datasets.TrainingSet` batch on the same grid.
         model_config: gives the units.
         cfg: the loss weights.
+        grid: side of the whole map the tensors come from, when they are patches of it (patch
+            training); pixel units and the albedo width follow it. Default: their own side.
 
     Terms: ``depth`` and ``normal`` against ``depth_base`` (dense) or ``depth`` (fine, finer),
     samples weighted 1 (synthetic) or ``cfg.fits_weight`` (fits), inside ``batch["mask"]`` (face
@@ -209,7 +212,7 @@ def stage_loss(
     ``fidelity`` and ``laplacian``, inside ``batch["face_mask"]``. The total is the weighted sum.
     """
     out = pred[stage]
-    grid = out.shape[-1]
+    grid = grid or out.shape[-1]
     mask = batch["mask"]
     synthetic = batch["synthetic"].to(out.dtype)
     sample_w = synthetic + (1.0 - synthetic) * cfg.fits_weight  # (B,)
