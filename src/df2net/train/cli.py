@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 # Flags that may change when a run is resumed (the rest of its config.json stays as saved).
-_RESUMABLE = ("steps", "num_workers", "device", "threads", "log_every", "sample_every", "checkpoint_every")
+_RESUMABLE = ("steps", "num_workers", "device", "threads", "cache_mb", "log_every", "sample_every", "checkpoint_every")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", dest="num_workers", type=int, help="data-loading worker processes (0: none)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="device (default cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's)")
+    p.add_argument("--patch-size", type=int, help="finer stage: train Fr-Net on random squares of this side")
+    p.add_argument("--dropout", type=float, help="D-Net decoder dropout while training (default: the released 0.5)")
+    p.add_argument("--cache-mb", type=int, help="memory per data process for keeping loaded samples (default 3072)")
     p.add_argument("--seed", type=int)
     p.add_argument("--log-every", type=int, help="steps between loss logs and loss-curve updates")
     p.add_argument("--sample-every", type=int, help="steps between sample pictures")
@@ -84,6 +87,9 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
             "device",
             "threads",
             "seed",
+            "patch_size",
+            "dropout",
+            "cache_mb",
             "log_every",
             "sample_every",
             "checkpoint_every",
