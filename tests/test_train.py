@@ -27,7 +27,7 @@ from df2net.shading import directional_sh, shade
 from df2net.train import augment as aug
 from df2net.train.config import AugmentConfig, DataSource, LossConfig, TrainConfig
 from df2net.train.datasets import FaceFolder, MixedBatchSampler, TrainingSet, allocate
-from df2net.train.losses import depth_l1, erode, normal_loss, shading_loss
+from df2net.train.losses import depth_l1, erode, gradient_l1, normal_loss, shading_loss
 
 TINY = {
     "name": "tiny",
@@ -269,7 +269,7 @@ def test_photometric_and_network_input(data_dirs: tuple[Path, Path]) -> None:
 # --------------------------------------------------------------------------- losses
 
 
-def test_depth_and_normal_losses_ignore_offset() -> None:
+def test_depth_normal_and_gradient_losses_ignore_offset() -> None:
     torch.manual_seed(0)
     target = torch.randn(2, 1, 32, 32).cumsum(-1)
     mask = torch.zeros(2, 1, 32, 32)
@@ -278,6 +278,8 @@ def test_depth_and_normal_losses_ignore_offset() -> None:
     assert torch.allclose(normal_loss(target + 3.0, target, mask), torch.zeros(2), atol=1e-6)
     assert (depth_l1(target * 1.5, target, mask) > 0.1).all()
     assert (normal_loss(target * 1.5, target, mask) > 1e-3).all()
+    assert torch.allclose(gradient_l1(target + 3.0, target, mask), torch.zeros(2), atol=1e-6)
+    assert (gradient_l1(target * 1.5, target, mask) > 1e-3).all()
 
 
 def test_shading_loss_is_zero_for_an_exact_render_and_larger_for_a_wrong_depth() -> None:

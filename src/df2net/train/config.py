@@ -51,11 +51,13 @@ class LossConfig:
     """Loss weights and settings. A stage uses only the terms that belong to it.
 
     Supervised terms (every stage): ``depth`` (L1 after removing each sample's mean offset inside
-    the mask, network units) and ``normal`` (1 - cos of the normals, inside the mask eroded by
-    ``normal_erode_px``). The dense stage compares with the depth *without* procedural detail,
+    the mask, network units), ``normal`` (1 - cos of the normals, inside the mask eroded by
+    ``normal_erode_px``) and ``gradient`` (L1 of the depth-gradient error in grid pixels, same
+    mask; linear in the error, so sub-pixel detail still pulls). The dense stage compares with the depth *without* procedural detail,
     the fine and finer stages with the depth *with* detail. Samples of "fits" folders (real photos
     with 3DMM-fit pseudo truth) count ``fits_weight`` times a synthetic sample in these terms.
-    In the finer stage pixels inside the detail mask weigh ``1 + detail_boost`` in the normal term.
+    In the finer stage pixels inside the detail mask weigh ``1 + detail_boost`` in the normal and
+    gradient terms.
 
     Finer-stage self-supervision, on every sample: ``shading`` (photo luminance against
     ``albedo * shade(normals, L)``, ``L`` fitted per image by least squares, albedo a Gaussian
@@ -65,6 +67,7 @@ class LossConfig:
 
     depth: float = 1.0
     normal: float = 1.0
+    gradient: float = 0.0
     fits_weight: float = 1.0
     detail_boost: float = 0.0
     shading: float = 0.0
@@ -83,7 +86,14 @@ class LossConfig:
             return cls(depth=1.0, normal=2.0, fits_weight=0.3)
         if stage == "finer":
             return cls(
-                depth=0.5, normal=2.0, fits_weight=0.0, detail_boost=2.0, shading=1.0, fidelity=0.5, laplacian=0.02
+                depth=0.5,
+                normal=2.0,
+                gradient=1.0,
+                fits_weight=0.0,
+                detail_boost=2.0,
+                shading=1.0,
+                fidelity=0.5,
+                laplacian=0.02,
             )
         raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGES)})")
 

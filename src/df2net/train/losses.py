@@ -112,6 +112,32 @@ def normal_loss(
     return masked_mean(1.0 - cos, w)
 
 
+def gradient_l1(
+    pred_px: Tensor, target_px: Tensor, mask: Tensor, erode_px: int = 2, weight: Tensor | None = None
+) -> Tensor:
+    """Mean ``|grad pred - grad target|`` (forward differences in x and y) inside the mask: ``(B,)``.
+
+    Linear in the error, unlike ``1 - cos`` of the normals (quadratic for small angles), so fine
+    detail of a fraction of a pixel still pulls; blind to offsets. A difference counts only where
+    both of its pixels lie in the mask eroded by ``erode_px``.
+
+    Args:
+        pred_px, target_px: ``(B, 1, H, W)`` depth in pixels of this ``H x W`` grid.
+        mask: ``(B, 1, H, W)`` where the target is valid.
+        weight: optional ``(B, 1, H, W)`` per-pixel weights.
+    """
+    w = erode(mask, erode_px)
+    if weight is not None:
+        w = w * weight
+    diff = pred_px - target_px
+    wx = torch.minimum(w[..., :, 1:], w[..., :, :-1])
+    wy = torch.minimum(w[..., 1:, :], w[..., :-1, :])
+    gx = (diff[..., :, 1:] - diff[..., :, :-1]).abs()
+    gy = (diff[..., 1:, :] - diff[..., :-1, :]).abs()
+    num = (gx * wx).flatten(1).sum(1) + (gy * wy).flatten(1).sum(1)
+    return num / (wx.flatten(1).sum(1) + wy.flatten(1).sum(1)).clamp_min(_EPS)
+
+
 def laplacian_loss(depth_px: Tensor, mask: Tensor, erode_px: int = 1) -> Tensor:
     """Mean ``|Laplacian|`` of ``depth_px (B, 1, H, W)`` (grid pixels) inside the eroded mask: ``(B,)``."""
     return masked_mean(laplacian(depth_px).abs(), erode(mask, erode_px))
@@ -206,7 +232,7 @@ def stage_loss(
         grid: side of the whole map the tensors come from, when they are patches of it (patch
             training); pixel units and the albedo width follow it. Default: their own side.
 
-    Terms: ``depth`` and ``normal`` against ``depth_base`` (dense) or ``depth`` (fine, finer),
+    Terms: ``depth``, ``normal`` and ``gradient`` against ``depth_base`` (dense) or ``depth`` (fine, finer),
     samples weighted 1 (synthetic) or ``cfg.fits_weight`` (fits), inside ``batch["mask"]`` (face
     and valid target); for ``"finer"`` also ``shading`` (every sample, real photos included),
     ``fidelity`` and ``laplacian``, inside ``batch["face_mask"]``. The total is the weighted sum.
@@ -232,6 +258,15 @@ def stage_loss(
             pixel_w,
         )
         terms["normal"], weights["normal"] = (sample_w * per).mean(), cfg.normal
+    if cfg.gradient:
+        per = gradient_l1(
+            units_to_grid_pixels(out, model_config, grid),
+            target * (grid / CROP_SIZE),
+            mask,
+            cfg.normal_erode_px,
+            pixel_w,
+        )
+        terms["gradient"], weights["gradient"] = (sample_w * per).mean(), cfg.gradient
     if stage == "finer":
         # The self-supervised terms need no target depth: they cover the whole face mask.
         face = batch["face_mask"]
