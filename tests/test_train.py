@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from df2net.shading import directional_sh, shade
 from df2net.train import augment as aug
 from df2net.train.config import AugmentConfig, DataSource, LossConfig, TrainConfig
 from df2net.train.datasets import FaceFolder, MixedBatchSampler, TrainingSet, allocate
-from df2net.train.losses import depth_l1, erode, gradient_l1, normal_loss, shading_loss
+from df2net.train.losses import depth_l1, erode, gradient_l1, normal_loss, shading_loss, stage_loss
 
 TINY = {
     "name": "tiny",
@@ -309,6 +310,38 @@ def _curve(run: Path) -> list[float]:
     return [h["total"] for h in json.loads((run / "history.json").read_text())]
 
 
+def test_finer_loss_weighs_shading_of_synthetic_samples_by_shading_synthetic() -> None:
+    from df2net.model import MODEL_CONFIGS
+
+    size = 64
+    gen = torch.Generator().manual_seed(0)
+    depth = 40.0 + torch.randn(2, 1, size, size, generator=gen).cumsum(-1) * 0.3
+    face = torch.zeros(2, 1, size, size)
+    face[..., 8:56, 8:56] = 1
+    batch = {
+        "mask": face,
+        "face_mask": face,
+        "detail_mask": torch.zeros_like(face),
+        "depth": depth,
+        "depth_base": depth,
+        "image": torch.rand(2, 3, size, size, generator=gen),
+    }
+    model_config = MODEL_CONFIGS["cpu"]
+    units = (depth * (model_config.input_size / CROP_SIZE) - model_config.depth_offset) / model_config.depth_scale
+    pred = {"finer": units, "fine": units}
+
+    def shading_term(weight: float, synthetic: list[float]) -> float:
+        b = dict(batch, synthetic=torch.tensor(synthetic))
+        cfg = replace(LossConfig.for_stage("finer"), shading_synthetic=weight)
+        _, terms = stage_loss("finer", pred, b, model_config, cfg, grid=size)
+        return float(terms["shading"])
+
+    assert shading_term(0.0, [1.0, 1.0]) == 0.0  # synthetic only, weight 0: no shading term
+    real = shading_term(0.0, [0.0, 0.0])
+    assert real > 0 and shading_term(1.0, [1.0, 1.0]) == pytest.approx(real)  # the weight only
+    assert shading_term(0.5, [1.0, 1.0]) == pytest.approx(0.5 * real)
+
+
 def test_each_stage_trains_its_own_part_and_loss_goes_down(data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     from df2net.model import load_weights
     from df2net.train.loop import train
@@ -345,7 +378,6 @@ def test_each_stage_trains_its_own_part_and_loss_goes_down(data_dirs: tuple[Path
         for stage, state in (("fine", f_state), ("finer", r_state))
     }
     # Only the stage's own sub-network moved (buffers included); the rest stayed frozen.
-    from dataclasses import replace
 
     from df2net.model import MODEL_CONFIGS, build_model
 

@@ -13,8 +13,9 @@ $DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_train --
   --texture-cache data/fits_demo/textures --workers 2
 
 # 2. Dense (D-Net) and Fine (F-Net) on 256² crops, each stage starting from the one before.
-#    D-Net trains in two runs: 1200 steps with the released dropout, then 3200 more without it
-#    (the second run also widens F-Net's and Fr-Net's last hidden layer, fusion_tail_min = 4).
+#    D-Net trains in two runs: 1200 steps with the released dropout, then 3200 more without it.
+#    (The shipped file's first run predates fusion_tail_min = 4 in the cpu config; the second
+#    run's init copied every tensor that fits and re-initialised F-Net's and Fr-Net's widened tails.)
 $DF2NET train --train-config training/dense.json --out runs/dense "$@"
 $DF2NET train --train-config training/dense2.json --out runs/dense2 "$@"
 $DF2NET train --train-config training/fine.json --out runs/fine "$@"

@@ -53,16 +53,18 @@ class LossConfig:
     Supervised terms (every stage): ``depth`` (L1 after removing each sample's mean offset inside
     the mask, network units), ``normal`` (1 - cos of the normals, inside the mask eroded by
     ``normal_erode_px``) and ``gradient`` (L1 of the depth-gradient error in grid pixels, same
-    mask; linear in the error, so sub-pixel detail still pulls). The dense stage compares with the depth *without* procedural detail,
-    the fine and finer stages with the depth *with* detail. Samples of "fits" folders (real photos
-    with 3DMM-fit pseudo truth) count ``fits_weight`` times a synthetic sample in these terms.
-    In the finer stage pixels inside the detail mask weigh ``1 + detail_boost`` in the normal and
-    gradient terms.
+    mask; linear in the error, so sub-pixel detail still pulls). The dense stage compares with the
+    depth *without* procedural detail, the fine and finer stages with the depth *with* detail.
+    Samples of "fits" folders (real photos with 3DMM-fit pseudo truth) count ``fits_weight`` times
+    a synthetic sample in these terms. In the finer stage pixels inside the detail mask weigh
+    ``1 + detail_boost`` in the normal and gradient terms.
 
     Finer-stage self-supervision, on every sample: ``shading`` (photo luminance against
     ``albedo * shade(normals, L)``, ``L`` fitted per image by least squares, albedo a Gaussian
-    low-pass of ``sigma = albedo_sigma * side`` pixels), ``fidelity`` (L1 between the finer and the
-    fine depth) and ``laplacian`` (L1 of the Laplacian of the added detail, in pixels).
+    low-pass of ``sigma = albedo_sigma * side`` pixels; on synthetic samples it counts
+    ``shading_synthetic`` times, as their photo textures carry shading their depth does not
+    have), ``fidelity`` (L1 between the finer and the fine depth) and ``laplacian`` (L1 of the
+    Laplacian of the added detail, in pixels).
     """
 
     depth: float = 1.0
@@ -71,6 +73,7 @@ class LossConfig:
     fits_weight: float = 1.0
     detail_boost: float = 0.0
     shading: float = 0.0
+    shading_synthetic: float = 1.0
     fidelity: float = 0.0
     laplacian: float = 0.0
     normal_erode_px: int = 2

@@ -273,7 +273,8 @@ def stage_loss(
         out_px = units_to_grid_pixels(out, model_config, grid)
         if cfg.shading:
             per = shading_loss(out_px, batch["image"], face, cfg.albedo_sigma * grid, cfg.sh_reg, cfg.normal_erode_px)
-            terms["shading"], weights["shading"] = per.mean(), cfg.shading
+            shading_w = synthetic * cfg.shading_synthetic + (1.0 - synthetic)  # (B,)
+            terms["shading"], weights["shading"] = (shading_w * per).mean(), cfg.shading
         base = pred["fine"].detach()
         if cfg.fidelity:
             terms["fidelity"], weights["fidelity"] = depth_l1(out, base, face).mean(), cfg.fidelity
