@@ -19,6 +19,8 @@ $DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_train --
 $DF2NET train --train-config training/dense.json --out runs/dense "$@"
 $DF2NET train --train-config training/dense2.json --out runs/dense2 "$@"
 $DF2NET train --train-config training/fine.json --out runs/fine "$@"
+#    F-Net then trains 450 more steps with the gradient L1 term added (losses in fine2.json).
+$DF2NET train --train-config training/fine2.json --out runs/fine2 "$@"
 
 # 3. Same tensors, the inference config (512² input, D and F at 256²); then Finer (Fr-Net) on
 #    160² patches of the 512² chain.
@@ -28,7 +30,7 @@ from df2net.model import MODEL_CONFIGS
 from df2net.model.weights import reconfigure_weights
 # D and F learnt depth in pixels of a 256² input (output * 127.5 + 127.5); at a 512² input the
 # same tensors give 512² pixels with twice the scale and offset.
-reconfigure_weights('runs/fine/final.safetensors', 'runs/fine/final_cpu.safetensors',
+reconfigure_weights('runs/fine2/final.safetensors', 'runs/fine2/final_cpu.safetensors',
                     replace(MODEL_CONFIGS['cpu'], depth_scale=255.0, depth_offset=255.0))
 PY
 $DF2NET train --train-config training/finer.json --out runs/finer "$@"

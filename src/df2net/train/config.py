@@ -86,7 +86,7 @@ class LossConfig:
         if stage == "dense":
             return cls(depth=1.0, normal=1.0, fits_weight=1.0)
         if stage == "fine":
-            return cls(depth=1.0, normal=2.0, fits_weight=0.3)
+            return cls(depth=1.0, normal=2.0, gradient=1.0, fits_weight=0.3)
         if stage == "finer":
             return cls(
                 depth=0.5,
