@@ -163,6 +163,22 @@ def test_config_round_trips_through_json(tmp_path: Path) -> None:
     assert DataSource.parse("C:/data") == DataSource("C:/data", 1.0)
     with pytest.raises(ValueError, match="unknown stage"):
         TrainConfig(stage="coarse")
+    with pytest.raises(ValueError, match="zero_detail is for the finer stage"):
+        TrainConfig(stage="fine", zero_detail=True)
+
+
+def test_zero_detail_makes_the_chain_start_at_the_fine_depth() -> None:
+    from df2net.model import MODEL_CONFIGS, build_model
+
+    torch.manual_seed(0)
+    model = build_model(replace(MODEL_CONFIGS["cpu"], **TINY)).eval()
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        before = model.forward_stages(x)
+        model.FrNet.zero_detail()
+        after = model.forward_stages(x)
+    assert not torch.equal(before.finer, before.fine)  # a fresh Fr-Net adds random detail
+    assert torch.equal(after.finer, after.fine)
 
 
 def test_folder_reading_and_units(data_dirs: tuple[Path, Path]) -> None:

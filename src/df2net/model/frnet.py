@@ -118,6 +118,12 @@ class FrNet(nn.Module):
         full = torch.tanh(self.out_stage3(x))
         return FinerScales(quarter, half, full)
 
+    @torch.no_grad()
+    def zero_detail(self) -> None:
+        """Zero the last layer (``out_stage3``), so the full output is exactly 0 until trained."""
+        self.out_stage3.weight.zero_()
+        self.out_stage3.bias.zero_()
+
     def forward(self, depth: Tensor, colour: Tensor) -> Tensor:
         """The full-size output ``(B, 1, H, W)`` in [-1, 1] (the last of :meth:`forward_scales`)."""
         return self.forward_scales(depth, colour).full

@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], help="device (default cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's)")
     p.add_argument("--patch-size", type=int, help="finer stage: train Fr-Net on random squares of this side")
+    p.add_argument(
+        "--zero-detail",
+        action="store_const",
+        const=True,
+        help="finer stage: start Fr-Net's last layer at zero, so training starts at F's depth",
+    )
     p.add_argument("--dropout", type=float, help="D-Net decoder dropout while training (default: the released 0.5)")
     p.add_argument("--cache-mb", type=int, help="memory per data process for keeping loaded samples (default 3072)")
     p.add_argument("--seed", type=int)
@@ -89,6 +95,7 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
             "seed",
             "patch_size",
             "dropout",
+            "zero_detail",
             "cache_mb",
             "log_every",
             "sample_every",

@@ -159,6 +159,8 @@ class TrainConfig:
     ``patch_size`` (finer stage only): D-Net and F-Net run on the whole ``train_size`` crop, but
     Fr-Net and its losses on one random ``patch_size`` square per sample, centred on the face.
     Fr-Net's detail is local, so patches teach it as well at a fraction of the cost.
+    ``zero_detail`` (finer stage only): Fr-Net's last layer starts at zero (not on resume), so the
+    chain starts exactly at F's depth instead of adding the random detail of a fresh Fr-Net.
 
     Network with ``init``: the init weights fix the network unless ``model`` or
     ``model_overrides`` ask for another; then every tensor that fits is copied (a warning names
@@ -197,6 +199,7 @@ class TrainConfig:
     dropout: float | None = None
     cache_mb: int = 3072
     patch_size: int | None = None
+    zero_detail: bool = False
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -220,6 +223,8 @@ class TrainConfig:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if self.patch_size is not None and (self.stage != "finer" or self.patch_size < 16 or self.patch_size % 4):
             problems.append(f"patch_size is for the finer stage, a multiple of 4 >= 16; got {self.patch_size}")
+        if self.zero_detail and self.stage != "finer":
+            problems.append("zero_detail is for the finer stage")
         if self.cache_mb < 0:
             problems.append(f"cache_mb must be >= 0, got {self.cache_mb}")
         if self.num_workers < 0:

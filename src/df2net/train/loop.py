@@ -375,6 +375,8 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         self.model, self.model_config, self.init_metadata = self._build_model(ckpt)
+        if config.zero_detail and ckpt is None:
+            self.model.FrNet.zero_detail()
         self.model.to(self.device)
         self.params = stage_parameters(self.model, self.stage)
         if not self.params:
