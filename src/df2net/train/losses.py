@@ -247,30 +247,19 @@ def stage_loss(
 
     terms: dict[str, Tensor] = {}
     weights: dict[str, float] = {}
+    out_px = units_to_grid_pixels(out, model_config, grid)
+    target_px = target * (grid / CROP_SIZE)
     if cfg.depth or cfg.normal:
         per = depth_l1(out, crop_pixels_to_units(target, model_config), mask)
         terms["depth"], weights["depth"] = (sample_w * per).mean(), cfg.depth
-        per = normal_loss(
-            units_to_grid_pixels(out, model_config, grid),
-            target * (grid / CROP_SIZE),
-            mask,
-            cfg.normal_erode_px,
-            pixel_w,
-        )
+        per = normal_loss(out_px, target_px, mask, cfg.normal_erode_px, pixel_w)
         terms["normal"], weights["normal"] = (sample_w * per).mean(), cfg.normal
     if cfg.gradient:
-        per = gradient_l1(
-            units_to_grid_pixels(out, model_config, grid),
-            target * (grid / CROP_SIZE),
-            mask,
-            cfg.normal_erode_px,
-            pixel_w,
-        )
+        per = gradient_l1(out_px, target_px, mask, cfg.normal_erode_px, pixel_w)
         terms["gradient"], weights["gradient"] = (sample_w * per).mean(), cfg.gradient
     if stage == "finer":
         # The self-supervised terms need no target depth: they cover the whole face mask.
         face = batch["face_mask"]
-        out_px = units_to_grid_pixels(out, model_config, grid)
         if cfg.shading:
             per = shading_loss(out_px, batch["image"], face, cfg.albedo_sigma * grid, cfg.sh_reg, cfg.normal_erode_px)
             shading_w = synthetic * cfg.shading_synthetic + (1.0 - synthetic)  # (B,)
