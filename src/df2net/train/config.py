@@ -91,10 +91,11 @@ class LossConfig:
             return cls(
                 depth=0.5,
                 normal=2.0,
-                gradient=1.0,
+                gradient=2.0,
                 fits_weight=0.0,
-                detail_boost=2.0,
+                detail_boost=4.0,
                 shading=1.0,
+                shading_synthetic=0.0,
                 fidelity=0.5,
                 laplacian=0.02,
             )

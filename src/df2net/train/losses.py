@@ -232,10 +232,11 @@ def stage_loss(
         grid: side of the whole map the tensors come from, when they are patches of it (patch
             training); pixel units and the albedo width follow it. Default: their own side.
 
-    Terms: ``depth``, ``normal`` and ``gradient`` against ``depth_base`` (dense) or ``depth`` (fine, finer),
-    samples weighted 1 (synthetic) or ``cfg.fits_weight`` (fits), inside ``batch["mask"]`` (face
-    and valid target); for ``"finer"`` also ``shading`` (every sample, real photos included),
-    ``fidelity`` and ``laplacian``, inside ``batch["face_mask"]``. The total is the weighted sum.
+    Terms: ``depth``, ``normal`` and ``gradient`` against ``depth_base`` (dense) or ``depth``
+    (fine, finer), samples weighted 1 (synthetic) or ``cfg.fits_weight`` (fits), inside
+    ``batch["mask"]`` (face and valid target); for ``"finer"`` also ``shading`` (real photos, and
+    synthetic samples times ``cfg.shading_synthetic``), ``fidelity`` and ``laplacian``, inside
+    ``batch["face_mask"]``. The total is the weighted sum.
     """
     out = pred[stage]
     grid = grid or out.shape[-1]
