@@ -28,7 +28,15 @@ from df2net.shading import directional_sh, shade
 from df2net.train import augment as aug
 from df2net.train.config import AugmentConfig, DataSource, LossConfig, TrainConfig
 from df2net.train.datasets import FaceFolder, MixedBatchSampler, TrainingSet, allocate
-from df2net.train.losses import depth_l1, erode, gradient_l1, normal_loss, shading_loss, stage_loss
+from df2net.train.losses import (
+    crop_pixels_to_units,
+    depth_l1,
+    erode,
+    gradient_l1,
+    normal_loss,
+    shading_loss,
+    stage_loss,
+)
 
 TINY = {
     "name": "tiny",
@@ -343,7 +351,7 @@ def test_finer_loss_weighs_shading_of_synthetic_samples_by_shading_synthetic() -
         "image": torch.rand(2, 3, size, size, generator=gen),
     }
     model_config = MODEL_CONFIGS["cpu"]
-    units = (depth * (model_config.input_size / CROP_SIZE) - model_config.depth_offset) / model_config.depth_scale
+    units = crop_pixels_to_units(depth, model_config)
     pred = {"finer": units, "fine": units}
 
     def shading_term(weight: float, synthetic: list[float]) -> float:
