@@ -572,3 +572,34 @@ def test_finer_stage_trains_fr_net_on_patches(data_dirs: tuple[Path, Path], tmp_
     assert moved and all(n.startswith("FrNet.") for n in moved)
     (sheet,) = (out / "samples").glob("*.png")
     assert Image.open(sheet).size == (5 * 64, 4 * 64)  # one row per sample, patch-sized
+
+
+def test_warmup_cosine_follows_steps_or_progress_whichever_is_further() -> None:
+    from df2net.train.loop import warmup_cosine
+
+    assert warmup_cosine(0, 4, 100, 0.1) == pytest.approx(0.25)  # warm-up ignores progress
+    assert warmup_cosine(0, 4, 100, 0.1, progress=0.9) == pytest.approx(0.25)
+    assert warmup_cosine(4, 4, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(52, 4, 100, 0.1) == pytest.approx(0.55)  # half way by steps
+    assert warmup_cosine(4, 4, 100, 0.1, progress=0.5) == pytest.approx(0.55)  # half way by time
+    assert warmup_cosine(52, 4, 100, 0.1, progress=0.1) == pytest.approx(0.55)
+    assert warmup_cosine(10, 4, 100, 0.1, progress=1.5) == pytest.approx(0.1)
+
+
+def test_time_limit_ends_the_run_early_with_the_learning_rate_at_its_floor(
+    data_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from df2net.model import load_weights
+    from df2net.train.loop import train
+
+    out = tmp_path / "timed"
+    # 0.1 ms: spent by the first step, so the run ends after it.
+    cfg = tiny_config(data_dirs, out, "dense", steps=50, warmup_steps=0, time_limit_min=1e-6, min_lr_ratio=0.05)
+    weights = train(cfg)
+    recipe = load_weights(weights).metadata["recipe"]
+    assert recipe["steps"] == 1 and recipe["train_config"]["time_limit_min"] == 1e-6
+    history = json.loads((out / "history.json").read_text())
+    assert history[-1]["step"] == 1 and history[-1]["lr"] == pytest.approx(cfg.lr * 0.05)
+    assert (out / "checkpoints" / "step_00000001.pt").is_file()
+    with pytest.raises(ValueError, match="time_limit_min"):
+        replace(cfg, time_limit_min=0.0).__post_init__()

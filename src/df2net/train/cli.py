@@ -16,7 +16,17 @@ import sys
 from pathlib import Path
 
 # Flags that may change when a run is resumed (the rest of its config.json stays as saved).
-_RESUMABLE = ("steps", "num_workers", "device", "threads", "cache_mb", "log_every", "sample_every", "checkpoint_every")
+_RESUMABLE = (
+    "steps",
+    "time_limit_min",
+    "num_workers",
+    "device",
+    "threads",
+    "cache_mb",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--init", metavar="W", help="weights to start from (the previous stage's final.safetensors)")
     p.add_argument("--steps", type=int, help="optimiser steps in all")
+    p.add_argument(
+        "--time-limit",
+        dest="time_limit_min",
+        type=float,
+        metavar="MIN",
+        help="also stop after this many minutes of training (the learning rate decays over whichever comes first)",
+    )
     p.add_argument("--batch", dest="batch_size", type=int, help="batch size per process")
     p.add_argument("--lr", type=float, help="peak learning rate (Adam)")
     p.add_argument("--warmup", dest="warmup_steps", type=int, help="warm-up steps")
@@ -85,6 +102,7 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
             "model",
             "init",
             "steps",
+            "time_limit_min",
             "batch_size",
             "lr",
             "warmup_steps",

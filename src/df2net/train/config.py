@@ -168,7 +168,10 @@ class TrainConfig:
     the ones that start fresh), e.g. to widen F-Net's head after training D-Net.
 
     Schedule: Adam, learning rate warmed up linearly over ``warmup_steps``, then cosine-decayed
-    to ``lr * min_lr_ratio`` at ``steps``.
+    to ``lr * min_lr_ratio`` at ``steps``. With ``time_limit_min`` the run also ends once its
+    training time (summed over resumes) reaches that many minutes, and the cosine follows
+    whichever of steps and time is further along, so it reaches its floor either way. Such a run
+    is not step-for-step reproducible (where it stops depends on the machine's speed).
     """
 
     stage: str = "dense"
@@ -201,6 +204,7 @@ class TrainConfig:
     cache_mb: int = 3072
     patch_size: int | None = None
     zero_detail: bool = False
+    time_limit_min: float | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -226,6 +230,8 @@ class TrainConfig:
             problems.append(f"patch_size is for the finer stage, a multiple of 4 >= 16; got {self.patch_size}")
         if self.zero_detail and self.stage != "finer":
             problems.append("zero_detail is for the finer stage")
+        if self.time_limit_min is not None and not self.time_limit_min > 0:
+            problems.append(f"time_limit_min must be > 0, got {self.time_limit_min}")
         if self.cache_mb < 0:
             problems.append(f"cache_mb must be >= 0, got {self.cache_mb}")
         if self.num_workers < 0:

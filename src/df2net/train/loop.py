@@ -163,12 +163,16 @@ def stage_side(stage: str, model_config: ModelConfig, train_size: int) -> int:
     return dense if stage in ("dense", "fine") else train_size
 
 
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine to ``min_ratio``."""
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, progress: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine to ``min_ratio``.
+
+    ``progress`` in [0, 1] (e.g. the share of a time budget used) moves the cosine on when it is
+    further along than the steps are.
+    """
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     span = max(1, total - warmup)
-    t = min(1.0, (step - warmup) / span)
+    t = min(1.0, max((step - warmup) / span, progress))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
@@ -391,8 +395,10 @@ class Trainer:
             self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
         total, warmup, floor = config.steps, config.warmup_steps, config.min_lr_ratio
+        #: Share of ``time_limit_min`` spent (0 without a limit), agreed across ranks.
+        self.time_used = 0.0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: warmup_cosine(s, warmup, total, floor)
+            self.optimizer, lambda s: warmup_cosine(s, warmup, total, floor, self.time_used)
         )
         self.step = 0
         self.wall_s = 0.0
@@ -465,6 +471,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step = int(ckpt["step"])
         self.wall_s = float(ckpt.get("wall_s", 0.0))
+        self.time_used = self._time_share()
         self.history = [dict(h) for h in ckpt.get("history", [])]
         if self.history:
             skip = ("step", "lr", "s_per_step")
@@ -555,8 +562,25 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
+    def _time_share(self) -> float:
+        """Share of the time budget spent so far (rank 0's clock decides, so ranks agree)."""
+        limit = self.config.time_limit_min
+        if not limit:
+            return 0.0
+        share = torch.tensor([self.wall_s / (60.0 * limit)], dtype=torch.float64)
+        if self.info.distributed:
+            share = share.to(self.device)
+            torch.distributed.broadcast(share, src=0)
+        return float(share.item())
+
+    def _refresh_lr(self) -> None:
+        """Re-apply the schedule at the current step (after ``time_used`` moved on)."""
+        sched = self.scheduler
+        for group, base, factor in zip(self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+            group["lr"] = base * factor(sched.last_epoch)
+
     def run(self) -> Path:
-        """Train to ``config.steps``; export and return ``RUN/final.safetensors``."""
+        """Train to ``config.steps`` (or the time limit); export and return ``RUN/final.safetensors``."""
         from tqdm import tqdm
 
         cfg = self.config
@@ -579,12 +603,15 @@ class Trainer:
                 now = time.perf_counter()
                 self.wall_s += now - t_last
                 t_last = now
+                if cfg.time_limit_min:
+                    self.time_used = self._time_share()
+                    self._refresh_lr()
                 for k, v in values.items():
                     sums[k] += v
                 count += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['total']:.4f}", refresh=False)
-                last = self.step >= cfg.steps
+                last = self.step >= cfg.steps or self.time_used >= 1.0
                 if self.step % cfg.log_every == 0 or last:
                     means = dist_utils.mean_across({k: v / count for k, v in sums.items()}, self.info)
                     per_step = (time.perf_counter() - t_interval) / count
@@ -597,12 +624,20 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0 or last:
                     self.save_checkpoint()
                 t_last = time.perf_counter()
+                if last:
+                    break
         finally:
             bar.close()
+        if self.step < cfg.steps and self.info.is_main:
+            print(
+                f"train {self.stage}: time limit of {cfg.time_limit_min:g} min reached at step {self.step} "
+                f"of {cfg.steps}",
+                file=sys.stderr,
+            )
         return self.export()
 
     def _log(self, means: dict[str, float], per_step: float) -> None:
-        entry = {"step": float(self.step), "lr": float(self.scheduler.get_last_lr()[0]), "s_per_step": per_step}
+        entry = {"step": float(self.step), "lr": float(self.optimizer.param_groups[0]["lr"]), "s_per_step": per_step}
         entry.update(means)
         self.history.append(entry)
         self.last_terms = dict(means)
