@@ -603,3 +603,22 @@ def test_time_limit_ends_the_run_early_with_the_learning_rate_at_its_floor(
     assert (out / "checkpoints" / "step_00000001.pt").is_file()
     with pytest.raises(ValueError, match="time_limit_min"):
         replace(cfg, time_limit_min=0.0).__post_init__()
+
+
+def test_model_overrides_apply_to_the_init_weights_own_config(data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    from df2net.model import MODEL_CONFIGS, build_model, load_weights, save_weights
+    from df2net.train.loop import Trainer
+
+    # Weights in other units than the named config's (as after reconfigure_weights).
+    config = replace(MODEL_CONFIGS["cpu"], **TINY, depth_scale=255.0, depth_offset=255.0)
+    init = tmp_path / "init.safetensors"
+    save_weights(build_model(config), config, init)
+    cfg = tiny_config(data_dirs, tmp_path / "wider", "finer", model=None, init=str(init))
+    cfg = replace(cfg, model_overrides={"finer_channels": 2 * config.finer_channels})
+    with pytest.warns(UserWarning, match="finer_channels"):
+        trainer = Trainer(cfg)
+    assert trainer.model_config.depth_scale == 255.0 and trainer.model_config.depth_offset == 255.0
+    assert trainer.model_config.finer_channels == 2 * config.finer_channels
+    before = load_weights(init).model.state_dict()
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("FrNet."))

@@ -436,11 +436,10 @@ class Trainer:
             return model, model_config, metadata
         if cfg.init:
             loaded = load_weights(cfg.init)
-            asked = (
-                replace(MODEL_CONFIGS.get(cfg.model or "cpu", loaded.config), **cfg.model_overrides)
-                if cfg.model or cfg.model_overrides
-                else loaded.config
-            )
+            if cfg.model and cfg.model not in MODEL_CONFIGS:
+                raise ValueError(f"unknown model config {cfg.model!r} (known: {', '.join(sorted(MODEL_CONFIGS))})")
+            # Overrides apply to the named config, or else to the init's own (its units included).
+            asked = replace(MODEL_CONFIGS[cfg.model] if cfg.model else loaded.config, **cfg.model_overrides)
             metadata = dict(loaded.metadata)
             if asked == loaded.config:
                 return loaded.model, loaded.config, metadata
