@@ -366,6 +366,42 @@ def test_finer_loss_weighs_shading_of_synthetic_samples_by_shading_synthetic() -
     assert shading_term(0.5, [1.0, 1.0]) == pytest.approx(0.5 * real)
 
 
+def test_detail_loss_compares_fr_nets_added_detail_with_the_procedural_detail() -> None:
+    from df2net.model import MODEL_CONFIGS
+
+    size = 64
+    gen = torch.Generator().manual_seed(1)
+    base = 40.0 + torch.randn(2, 1, size, size, generator=gen).cumsum(-1) * 0.3
+    wrinkles = 0.2 * torch.sin(torch.arange(size, dtype=torch.float32) * 0.8).view(1, 1, size, 1).expand_as(base)
+    face = torch.zeros(2, 1, size, size)
+    face[..., 8:56, 8:56] = 1
+    depth = base + wrinkles
+    batch = {
+        "mask": face,
+        "face_mask": face,
+        "detail_mask": torch.zeros_like(face),
+        "depth": depth,
+        "depth_base": base,
+        "image": torch.rand(2, 3, size, size, generator=gen),
+        "synthetic": torch.tensor([1.0, 0.0]),
+    }
+    model_config = MODEL_CONFIGS["cpu"]
+    cfg = replace(LossConfig(), detail=1.0, depth=0.0, normal=0.0)
+    # F-Net's depth carries a coarse error; the term only sees what Fr-Net adds on top of it.
+    fine = crop_pixels_to_units(base + 3.0 * torch.linspace(0, 1, size).view(1, 1, 1, size), model_config)
+    added = crop_pixels_to_units(wrinkles, model_config) - crop_pixels_to_units(torch.zeros_like(wrinkles), model_config)
+
+    def detail_term(finer: torch.Tensor, synthetic: list[float] = [1.0, 0.0]) -> float:
+        b = dict(batch, synthetic=torch.tensor(synthetic))
+        _, terms = stage_loss("finer", {"finer": finer, "fine": fine}, b, model_config, cfg, grid=size)
+        return float(terms["detail"])
+
+    assert detail_term(fine + added) == pytest.approx(0.0, abs=1e-5)  # exactly the procedural detail
+    missing = detail_term(fine)
+    assert missing > 1e-3 and detail_term(fine + 0.5 * added) == pytest.approx(0.5 * missing, rel=1e-3)
+    assert detail_term(fine, [0.0, 0.0]) == 0.0  # photos have no procedural truth
+
+
 def test_each_stage_trains_its_own_part_and_loss_goes_down(data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     from df2net.model import load_weights
     from df2net.train.loop import train

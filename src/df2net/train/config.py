@@ -59,6 +59,12 @@ class LossConfig:
     a synthetic sample in these terms. In the finer stage pixels inside the detail mask weigh
     ``1 + detail_boost`` in the normal and gradient terms.
 
+    ``detail`` (finer stage, synthetic samples): the gradient L1 between the detail Fr-Net adds
+    (finer minus fine depth) and the procedural detail of the render (``depth - depth_base``),
+    with the same mask and ``detail_boost`` weights. Unlike the terms against the whole depth it
+    is blind to F-Net's coarse errors, which Fr-Net cannot fix and which otherwise drown the
+    wrinkles (their relief is a tenth of a pixel; F's error about a pixel).
+
     Finer-stage self-supervision, on every sample: ``shading`` (photo luminance against
     ``albedo * shade(normals, L)``, ``L`` fitted per image by least squares, albedo a Gaussian
     low-pass of ``sigma = albedo_sigma * side`` pixels; on synthetic samples it counts
@@ -76,6 +82,7 @@ class LossConfig:
     shading_synthetic: float = 1.0
     fidelity: float = 0.0
     laplacian: float = 0.0
+    detail: float = 0.0
     normal_erode_px: int = 2
     albedo_sigma: float = 0.02
     sh_reg: float = 1e-5

@@ -234,8 +234,9 @@ def stage_loss(
 
     Terms: ``depth``, ``normal`` and ``gradient`` against ``depth_base`` (dense) or ``depth``
     (fine, finer), samples weighted 1 (synthetic) or ``cfg.fits_weight`` (fits), inside
-    ``batch["mask"]`` (face and valid target); for ``"finer"`` also ``shading`` (real photos, and
-    synthetic samples times ``cfg.shading_synthetic``), ``fidelity`` and ``laplacian``, inside
+    ``batch["mask"]`` (face and valid target); for ``"finer"`` also ``detail`` (synthetic samples:
+    Fr-Net's added detail against ``depth - depth_base``, same mask), ``shading`` (real photos,
+    and synthetic samples times ``cfg.shading_synthetic``), ``fidelity`` and ``laplacian``, inside
     ``batch["face_mask"]``. The total is the weighted sum.
     """
     out = pred[stage]
@@ -266,6 +267,11 @@ def stage_loss(
             shading_w = synthetic * cfg.shading_synthetic + (1.0 - synthetic)  # (B,)
             terms["shading"], weights["shading"] = (shading_w * per).mean(), cfg.shading
         base = pred["fine"].detach()
+        if cfg.detail:
+            added_px = out_px - units_to_grid_pixels(base, model_config, grid)
+            true_px = (batch["depth"] - batch["depth_base"]) * (grid / CROP_SIZE)
+            per = gradient_l1(added_px, true_px, mask, cfg.normal_erode_px, pixel_w)
+            terms["detail"], weights["detail"] = (synthetic * per).mean(), cfg.detail
         if cfg.fidelity:
             terms["fidelity"], weights["fidelity"] = depth_l1(out, base, face).mean(), cfg.fidelity
         if cfg.laplacian:
