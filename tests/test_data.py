@@ -245,3 +245,24 @@ def test_evaluate_writes_one_row_per_method_and_the_figure(synth, random_weights
     sample = load_eval_sample(iter_samples(synth["a"])[0])
     perfect = score_sample(sample.depth, sample)
     assert perfect.depth_mae_px < 1e-3 and perfect.normal_deg < 1.0
+
+
+def test_synthetic_detail_gain_scales_the_relief_and_plain_skin_lowpasses_the_texture(synth, fits_dir, tmp_path):
+    from df2net.data.synthetic import SyntheticConfig
+
+    def one(out: Path, cfg: SyntheticConfig) -> dict:
+        r = make_data("synthetic", [], out, seed=3, count=1, sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", config=cfg, progress=False)
+        assert r.failed == []
+        return load_sample(out / "000000")
+
+    base = load_sample(synth["a"] / "000000")
+    deeper = one(tmp_path / "gain", SyntheticConfig(detail_gain=2.0))
+    assert deeper["params"]["crop_box"] == base["params"]["crop_box"]  # same face, same crop
+    assert np.array_equal(deeper["depth_base"], base["depth_base"])
+    d1, d2 = base["depth"] - base["depth_base"], deeper["depth"] - deeper["depth_base"]
+    assert np.allclose(d2, 2.0 * d1, atol=1e-3) and d1.min() < -0.3
+    assert "plain_skin_sigma_texels" not in base["params"]["texture"]
+    plain = one(tmp_path / "plain", SyntheticConfig(plain_skin_prob=1.0))
+    sigma = plain["params"]["texture"]["plain_skin_sigma_texels"]
+    assert 2.0 < sigma < 10.0  # 2 mm at the 512-texel texture
+    assert plain["params"]["config"]["plain_skin_prob"] == 1.0

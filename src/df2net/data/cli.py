@@ -26,12 +26,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--texture-cache", default=None, help="folder of cached photo textures (default OUT/textures)")
     p.add_argument("--workers", type=int, default=1, help="processes")
     p.add_argument("--no-detail", action="store_true", help="synthetic: no procedural wrinkles")
+    p.add_argument("--detail-gain", type=float, default=1.0, help="synthetic: scale of the wrinkle and pore depths")
+    p.add_argument(
+        "--plain-skin",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="synthetic: share of faces whose skin texture is low-passed (no photo wrinkles in it)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from df2net.data.make import make_data
+    from df2net.data.synthetic import SyntheticConfig
 
     try:
         result = make_data(
@@ -44,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
             texture_cache=args.texture_cache,
             workers=args.workers,
             detail=not args.no_detail,
+            config=SyntheticConfig(detail_gain=args.detail_gain, plain_skin_prob=args.plain_skin),
             progress=not args.quiet,
         )
     except (ValueError, FileNotFoundError, ModuleNotFoundError) as exc:

@@ -60,6 +60,12 @@ class SyntheticConfig:
     base_smooth_crop_px: float = 1.2  # depth smoothing of the mesh (crop pixels)
     detail: bool = True
     detail_resolution: int = DETAIL_RESOLUTION
+    detail_gain: float = 1.0  # scales every wrinkle and pore depth
+    # Share of faces whose skin texture is low-passed (Gaussian of ``plain_skin_sigma_mm``): the
+    # photo textures carry their owners' wrinkles as shading with no relief under it, so on
+    # these faces every fine shading cue comes from the procedural relief.
+    plain_skin_prob: float = 0.0
+    plain_skin_sigma_mm: float = 2.0
     max_pose_tries: int = 8
     crop_size: int = config.CROP_SIZE
 
@@ -173,12 +179,33 @@ def _predicted_box(points_mm: np.ndarray, scale: float) -> tuple[np.ndarray, flo
     return centre, side
 
 
-def _draw_appearance(rng: np.random.Generator, library: TextureLibrary, keys: list[str], canvas: int) -> dict[str, Any]:
+def _plain_skin(albedo_lin: np.ndarray, sigma_texels: float) -> np.ndarray:
+    """The albedo texture low-passed (Gaussian of ``sigma_texels``), its fine shading gone."""
+    from scipy import ndimage
+
+    return np.stack([ndimage.gaussian_filter(albedo_lin[..., c], sigma_texels) for c in range(3)], axis=-1).astype(np.float32)
+
+
+def _draw_appearance(
+    rng: np.random.Generator,
+    library: TextureLibrary,
+    keys: list[str],
+    canvas: int,
+    cfg: SyntheticConfig | None = None,
+    model: SurreyModel | None = None,
+) -> dict[str, Any]:
     """Texture (with jitter), SH lighting, sheen, exposure, background and camera effects."""
     from df2net.shading import random_sh_lighting
 
     key = keys[int(rng.integers(len(keys)))]
     albedo_lin, tex_jitter = _jitter_texture(rng, library.albedo(key))
+    # Drawn only when asked for, so that the default config keeps older datasets' random streams.
+    if cfg is not None and model is not None and cfg.plain_skin_prob > 0 and rng.uniform() < cfg.plain_skin_prob:
+        from df2net.data.textures import mm_per_texel
+
+        sigma = cfg.plain_skin_sigma_mm / float(np.median(mm_per_texel(model, albedo_lin.shape[0])))
+        albedo_lin = _plain_skin(albedo_lin, sigma)
+        tex_jitter = {**tex_jitter, "plain_skin_sigma_texels": _r(sigma, 3)}
     light = np.asarray(random_sh_lighting(rng, colour=True, ambient=(0.2, 0.6), strength=(0.3, 1.1), max_angle_deg=70.0), np.float64)
     look = {
         "key": key,
@@ -246,7 +273,7 @@ def render_synthetic(
     expr_named = {n: _r(v, 4) for n, v in zip(model.expression_names, expr)}
     vertices = model.vertices(shape, expr)
     detail = random_detail_map(rng, model, cfg.detail_resolution, expression=expr_named) if cfg.detail else None
-    look = _draw_appearance(rng, library, keys, canvas)
+    look = _draw_appearance(rng, library, keys, canvas, cfg, model)
 
     sub = model_subdivision(model, cfg.subdivision_levels)
     uv_fine = sub.apply_linear(model.uv)
@@ -255,7 +282,7 @@ def render_synthetic(
     attempts: list[dict[str, Any]] = []
     for attempt in range(cfg.max_pose_tries):
         if attempt == cfg.max_pose_tries // 2 and attempt > 0:
-            look = _draw_appearance(rng, library, keys, canvas)
+            look = _draw_appearance(rng, library, keys, canvas, cfg, model)
             attempts.append({"result": "appearance redrawn"})
         light, exposure, albedo_lin = look["light"], look["exposure"], look["albedo_lin"]
         rt = albedo_lin.shape[0]
@@ -296,7 +323,7 @@ def render_synthetic(
             # Bilinear lookup leaks tiny values next to the support; keep it exact.
             nz = sample_bilinear((detail.displacement != 0).astype(np.float32), uvp[:, 0] * rd - 0.5, uvp[:, 1] * rd - 0.5) > 0
             n_base = depth_to_normals(base, m)
-            disp_px[m] = np.where(nz, d_mm * scale * n_base[m][:, 2], 0.0)
+            disp_px[m] = np.where(nz, cfg.detail_gain * d_mm * scale * n_base[m][:, 2], 0.0)
             depth_full[m] = base[m] + disp_px[m]
         normals = depth_to_normals(depth_full, m)
 
