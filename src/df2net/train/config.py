@@ -97,14 +97,15 @@ class LossConfig:
         if stage == "finer":
             return cls(
                 depth=0.5,
-                normal=2.0,
-                gradient=2.0,
+                normal=1.0,
+                gradient=0.5,
                 fits_weight=0.0,
                 detail_boost=4.0,
                 shading=1.0,
                 shading_synthetic=0.0,
-                fidelity=0.5,
-                laplacian=0.02,
+                fidelity=0.2,
+                laplacian=0.005,
+                detail=20.0,
             )
         raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGES)})")
 
