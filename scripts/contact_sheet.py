@@ -22,6 +22,11 @@ from df2net.io import iter_image_files
 from df2net.preview import render_shaded
 
 
+def tile_row(panels: list[np.ndarray], tile: int) -> np.ndarray:
+    """Pictures resized to tile x tile, side by side."""
+    return np.concatenate([np.asarray(Image.fromarray(p).resize((tile, tile), Image.BILINEAR)) for p in panels], 1)
+
+
 def face_strip(face, tile: int) -> np.ndarray:
     """crop | shaded front | shaded side | normals, each tile x tile."""
     mesh = face.surface
@@ -31,7 +36,7 @@ def face_strip(face, tile: int) -> np.ndarray:
         render_shaded(mesh, tile, light_dir=(0.8, 0.3, 0.6), view_rotation=45.0),
         normals_to_rgb(face.normals, face.mask),
     ]
-    return np.concatenate([np.asarray(Image.fromarray(p).resize((tile, tile), Image.BILINEAR)) for p in panels], 1)
+    return tile_row(panels, tile)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from contact_sheet import tile_row  # scripts/, beside this file
 from df2net import Reconstructor
 from df2net.errors import InputError
 from df2net.export import write_rgb_png
@@ -34,7 +35,7 @@ def detail_strip(face, tile: int, span: float) -> np.ndarray:
         normals_to_rgb(depth_to_normals(finer, mask), mask),
         np.dstack([grey] * 3),
     ]
-    return np.concatenate([np.asarray(Image.fromarray(p).resize((tile, tile), Image.BILINEAR)) for p in panels], 1)
+    return tile_row(panels, tile)
 
 
 def main() -> None:

@@ -267,15 +267,14 @@ def stage_loss(
             shading_w = synthetic * cfg.shading_synthetic + (1.0 - synthetic)  # (B,)
             terms["shading"], weights["shading"] = (shading_w * per).mean(), cfg.shading
         base = pred["fine"].detach()
+        added_px = out_px - units_to_grid_pixels(base, model_config, grid)  # what Fr-Net adds
         if cfg.detail:
-            added_px = out_px - units_to_grid_pixels(base, model_config, grid)
             true_px = (batch["depth"] - batch["depth_base"]) * (grid / CROP_SIZE)
             per = gradient_l1(added_px, true_px, mask, cfg.normal_erode_px, pixel_w)
             terms["detail"], weights["detail"] = (synthetic * per).mean(), cfg.detail
         if cfg.fidelity:
             terms["fidelity"], weights["fidelity"] = depth_l1(out, base, face).mean(), cfg.fidelity
         if cfg.laplacian:
-            detail_px = out_px - units_to_grid_pixels(base, model_config, grid)
-            terms["laplacian"], weights["laplacian"] = laplacian_loss(detail_px, face).mean(), cfg.laplacian
+            terms["laplacian"], weights["laplacian"] = laplacian_loss(added_px, face).mean(), cfg.laplacian
     total = sum((weights[k] * v for k, v in terms.items()), out.new_zeros(()))
     return total, terms
