@@ -34,7 +34,7 @@ from df2net import config
 from df2net.data.detail import DETAIL_RESOLUTION, random_detail_map
 from df2net.data.maps import sample_bilinear, warp_depth_to_crop
 from df2net.data.sfm import DEPTH_OFFSET_MM, SurreyModel, model_subdivision, project_orthographic, rotation_matrix
-from df2net.data.textures import TextureLibrary, linear_to_srgb, srgb_to_linear
+from df2net.data.textures import TextureLibrary, linear_to_srgb, mm_per_texel, srgb_to_linear
 
 __all__ = ["SyntheticConfig", "Sample", "render_synthetic", "SampleFailed"]
 
@@ -181,8 +181,6 @@ def _predicted_box(points_mm: np.ndarray, scale: float) -> tuple[np.ndarray, flo
 
 def _plain_skin(albedo_lin: np.ndarray, sigma_texels: float) -> np.ndarray:
     """The albedo texture low-passed (Gaussian of ``sigma_texels``), its fine shading gone."""
-    from scipy import ndimage
-
     return np.stack([ndimage.gaussian_filter(albedo_lin[..., c], sigma_texels) for c in range(3)], axis=-1).astype(np.float32)
 
 
@@ -191,8 +189,8 @@ def _draw_appearance(
     library: TextureLibrary,
     keys: list[str],
     canvas: int,
-    cfg: SyntheticConfig | None = None,
-    model: SurreyModel | None = None,
+    cfg: SyntheticConfig,
+    model: SurreyModel,
 ) -> dict[str, Any]:
     """Texture (with jitter), SH lighting, sheen, exposure, background and camera effects."""
     from df2net.shading import random_sh_lighting
@@ -200,9 +198,7 @@ def _draw_appearance(
     key = keys[int(rng.integers(len(keys)))]
     albedo_lin, tex_jitter = _jitter_texture(rng, library.albedo(key))
     # Drawn only when asked for, so that the default config keeps older datasets' random streams.
-    if cfg is not None and model is not None and cfg.plain_skin_prob > 0 and rng.uniform() < cfg.plain_skin_prob:
-        from df2net.data.textures import mm_per_texel
-
+    if cfg.plain_skin_prob > 0 and rng.uniform() < cfg.plain_skin_prob:
         sigma = cfg.plain_skin_sigma_mm / float(np.median(mm_per_texel(model, albedo_lin.shape[0])))
         albedo_lin = _plain_skin(albedo_lin, sigma)
         tex_jitter = {**tex_jitter, "plain_skin_sigma_texels": _r(sigma, 3)}

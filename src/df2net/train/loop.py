@@ -434,10 +434,10 @@ class Trainer:
             if cfg.init:
                 metadata = dict(load_weights(cfg.init).metadata)
             return model, model_config, metadata
+        if cfg.model and cfg.model not in MODEL_CONFIGS:
+            raise ValueError(f"unknown model config {cfg.model!r} (known: {', '.join(sorted(MODEL_CONFIGS))})")
         if cfg.init:
             loaded = load_weights(cfg.init)
-            if cfg.model and cfg.model not in MODEL_CONFIGS:
-                raise ValueError(f"unknown model config {cfg.model!r} (known: {', '.join(sorted(MODEL_CONFIGS))})")
             # Overrides apply to the named config, or else to the init's own (its units included).
             asked = replace(MODEL_CONFIGS[cfg.model] if cfg.model else loaded.config, **cfg.model_overrides)
             metadata = dict(loaded.metadata)
@@ -454,8 +454,6 @@ class Trainer:
             )
             return model, asked, metadata
         name = cfg.model or DEFAULT_MODEL
-        if name not in MODEL_CONFIGS:
-            raise ValueError(f"unknown model config {name!r} (known: {', '.join(sorted(MODEL_CONFIGS))})")
         model_config = replace(MODEL_CONFIGS[name], **cfg.model_overrides)
         if self.stage != "dense":
             self._warn(f"training the {self.stage} stage without init weights: the earlier stages are untrained")
