@@ -244,10 +244,12 @@ def random_sh_lighting(
     strength: tuple[float, float] = (0.35, 0.65),
     max_angle_deg: float = 60.0,
     tint: float = 0.06,
+    min_angle_deg: float = 0.0,
 ) -> np.ndarray:
     """Plausible face lighting: strong ambient plus one dominant light mostly from the front.
 
-    The light's direction is within ``max_angle_deg`` of +Z (toward the viewer), its azimuth
+    The light's direction is ``min_angle_deg`` to ``max_angle_deg`` from +Z (toward the viewer;
+    a large minimum gives side and top light, the cue that tells a groove from a mark), its azimuth
     uniform; ambient level and light strength are uniform in their ranges; colour lighting gets a
     slight random tint per channel (a warm/cool shift of about ``tint``). The irradiance is
     positive everywhere (ambient exceeds the order-2 light's undershoot), so on the front
@@ -262,7 +264,7 @@ def random_sh_lighting(
     """
     amb = rng.uniform(*ambient)
     s = rng.uniform(*strength)
-    theta = np.deg2rad(max_angle_deg) * np.sqrt(rng.uniform())  # area-uniform on the cap
+    theta = np.deg2rad(min_angle_deg + (max_angle_deg - min_angle_deg) * np.sqrt(rng.uniform()))
     phi = rng.uniform(0.0, 2.0 * np.pi)
     d = np.array([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)])
     if colour:

@@ -34,12 +34,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="P",
         help="synthetic: share of faces whose skin texture is low-passed (no photo wrinkles in it)",
     )
+    p.add_argument(
+        "--fold-gain",
+        type=float,
+        default=1.0,
+        metavar="G",
+        help="synthetic: folds of older faces (forehead, frown, nasolabial) up to G times deeper (1.7: 0.5-3 mm)",
+    )
+    p.add_argument(
+        "--strong-light",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="synthetic: share of faces lit by a strong side or top light (60-88 degrees, little ambient)",
+    )
+    p.add_argument(
+        "--marks",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="synthetic: share of faces wearing albedo-only marks (freckles, moles, pencil lines, stubble, "
+        "brow hairs); they get marks_mask.png and image_unmarked.png",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from df2net.data.make import make_data
+    from df2net.data.marks import MarksConfig
     from df2net.data.synthetic import SyntheticConfig
 
     try:
@@ -53,7 +76,13 @@ def _run(args: argparse.Namespace) -> int:
             texture_cache=args.texture_cache,
             workers=args.workers,
             detail=not args.no_detail,
-            config=SyntheticConfig(detail_gain=args.detail_gain, plain_skin_prob=args.plain_skin),
+            config=SyntheticConfig(
+                detail_gain=args.detail_gain,
+                plain_skin_prob=args.plain_skin,
+                fold_gain=args.fold_gain,
+                strong_light_prob=args.strong_light,
+                marks=MarksConfig(prob=args.marks) if args.marks > 0 else None,
+            ),
             progress=not args.quiet,
         )
     except (ValueError, FileNotFoundError, ModuleNotFoundError) as exc:

@@ -76,6 +76,9 @@ def write_sample(root: str | Path, name: str, sample: Any) -> Path:
         if sample.depth_base is not None and sample.detail_mask is not None:
             np.save(tmp / "depth_base.npy", np.asarray(sample.depth_base, np.float32))
             Image.fromarray(np.asarray(sample.detail_mask, bool).astype(np.uint8) * 255).save(tmp / "detail_mask.png")
+        if getattr(sample, "marks_mask", None) is not None and getattr(sample, "image_unmarked", None) is not None:
+            Image.fromarray(np.asarray(sample.marks_mask, bool).astype(np.uint8) * 255).save(tmp / "marks_mask.png")
+            Image.fromarray(np.asarray(sample.image_unmarked, np.uint8)).save(tmp / "image_unmarked.png")
         lm = np.asarray(sample.landmarks, np.float64)
         (tmp / "landmarks.json").write_text(json.dumps({"crop": np.round(lm, 3).tolist()}))
         (tmp / "params.json").write_text(json.dumps(_to_jsonable(sample.params), indent=1))
@@ -99,7 +102,7 @@ def load_sample(folder: str | Path) -> dict[str, Any]:
     """Read a sample folder back: arrays as numpy (mask bool, normals float32), params as dict.
 
     Keys: ``image``, ``mask``, ``depth``, ``normals``, ``landmarks``, ``params``, and where present
-    ``depth_base`` and ``detail_mask``.
+    ``depth_base``, ``detail_mask``, ``marks_mask`` and ``image_unmarked``.
     """
     folder = Path(folder)
     out: dict[str, Any] = {
@@ -114,6 +117,9 @@ def load_sample(folder: str | Path) -> dict[str, Any]:
         out["depth_base"] = np.load(folder / "depth_base.npy")
     if (folder / "detail_mask.png").is_file():
         out["detail_mask"] = np.asarray(Image.open(folder / "detail_mask.png")) > 127
+    if (folder / "marks_mask.png").is_file() and (folder / "image_unmarked.png").is_file():
+        out["marks_mask"] = np.asarray(Image.open(folder / "marks_mask.png")) > 127
+        out["image_unmarked"] = np.asarray(Image.open(folder / "image_unmarked.png").convert("RGB"))
     return out
 
 

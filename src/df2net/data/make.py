@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from df2net.data.dataset import contact_sheet, sample_complete, sample_name, write_manifest, write_sample
-from df2net.data.synthetic import SampleFailed, SyntheticConfig
+from df2net.data.synthetic import SampleFailed, SyntheticConfig, config_dict
 from df2net.data.textures import TEXTURE_RESOLUTION, TextureLibrary
 
 __all__ = ["make_data", "MakeDataResult", "KINDS", "sample_rng", "ensure_textures"]
@@ -314,7 +314,7 @@ def make_data(
             "texture_cache": str(library.folder),
             "textures": keys if kind == "synthetic" else None,
             "sources": [str(p) for p in photos] if kind == "fits" else None,
-            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()} if kind == "synthetic" else None,
+            "config": config_dict(cfg) if kind == "synthetic" else None,
             "failed": failures,
         }
     }

@@ -23,7 +23,7 @@ One sample (:func:`render_synthetic`):
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,11 +32,13 @@ from scipy import ndimage
 
 from df2net import config
 from df2net.data.detail import DETAIL_RESOLUTION, random_detail_map
-from df2net.data.maps import sample_bilinear, warp_depth_to_crop
+from df2net.data.maps import sample_bilinear, warp_depth_to_crop, warp_to_crop
+from df2net.data.marks import MarksConfig, random_marks
+from df2net.data.sample import Sample
 from df2net.data.sfm import DEPTH_OFFSET_MM, SurreyModel, model_subdivision, project_orthographic, rotation_matrix
 from df2net.data.textures import TextureLibrary, linear_to_srgb, mm_per_texel, srgb_to_linear
 
-__all__ = ["SyntheticConfig", "Sample", "render_synthetic", "SampleFailed"]
+__all__ = ["SyntheticConfig", "Sample", "render_synthetic", "SampleFailed", "config_dict"]
 
 
 class SampleFailed(RuntimeError):
@@ -66,22 +68,16 @@ class SyntheticConfig:
     # these faces every fine shading cue comes from the procedural relief.
     plain_skin_prob: float = 0.0
     plain_skin_sigma_mm: float = 2.0
+    # Folds of older faces up to this many times deeper (see detail.random_detail_map).
+    fold_gain: float = 1.0
+    # Share of faces lit by a strong light from the side or top (60-88 degrees off the view,
+    # little ambient): the light that tells a groove from a dark mark.
+    strong_light_prob: float = 0.0
+    # Albedo-only marks (None: none). Faces that wear them also get the identical render without.
+    marks: MarksConfig | None = None
+    marks_resolution: int = DETAIL_RESOLUTION
     max_pose_tries: int = 8
     crop_size: int = config.CROP_SIZE
-
-
-@dataclass(eq=False)
-class Sample:
-    """One finished sample in df2net's crop frame (``docs/conventions.md``)."""
-
-    image: np.ndarray  # (S, S, 3) uint8
-    mask: np.ndarray  # (S, S) bool
-    depth: np.ndarray  # (S, S) float32 crop px, 0 off the surface
-    depth_base: np.ndarray  # (S, S) float32
-    normals: np.ndarray  # (S, S, 3) float32
-    detail_mask: np.ndarray | None  # (S, S) bool
-    landmarks: np.ndarray  # (68, 2) crop frame
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 def _r(x: float, n: int = 5) -> float:
@@ -202,7 +198,11 @@ def _draw_appearance(
         sigma = cfg.plain_skin_sigma_mm / float(np.median(mm_per_texel(model, albedo_lin.shape[0])))
         albedo_lin = _plain_skin(albedo_lin, sigma)
         tex_jitter = {**tex_jitter, "plain_skin_sigma_texels": _r(sigma, 3)}
-    light = np.asarray(random_sh_lighting(rng, colour=True, ambient=(0.2, 0.6), strength=(0.3, 1.1), max_angle_deg=70.0), np.float64)
+    if cfg.strong_light_prob > 0 and rng.uniform() < cfg.strong_light_prob:
+        light = random_sh_lighting(rng, colour=True, ambient=(0.08, 0.25), strength=(0.9, 1.5), min_angle_deg=60.0, max_angle_deg=88.0)
+    else:
+        light = random_sh_lighting(rng, colour=True, ambient=(0.2, 0.6), strength=(0.3, 1.1), max_angle_deg=70.0)
+    light = np.asarray(light, np.float64)
     look = {
         "key": key,
         "albedo_lin": albedo_lin,
@@ -218,7 +218,26 @@ def _draw_appearance(
     look["cam_blur"] = rng.uniform(0.0, 0.9)
     look["cam_noise"] = rng.uniform(0.002, 0.015)
     look["jpeg_q"] = int(rng.integers(55, 96)) if rng.uniform() < 0.3 else None
+    look["marks"] = random_marks(rng, model, cfg.marks_resolution, cfg.marks) if cfg.marks is not None else None
     return look
+
+
+def _finish_image(
+    face_lin: np.ndarray, m: np.ndarray, holes: np.ndarray, hole_lin: np.ndarray, look: dict[str, Any], noise: np.ndarray
+) -> np.ndarray:
+    """The face in linear light over the background, with camera blur, ``noise`` and JPEG: uint8 sRGB."""
+    img = look["background"].copy()
+    img[m] = linear_to_srgb(face_lin)
+    if holes.any():
+        img[holes] = linear_to_srgb(hole_lin)
+    if look["cam_blur"] > 0.05:
+        img = np.stack([ndimage.gaussian_filter(img[..., c], look["cam_blur"]) for c in range(3)], -1)
+    img_u8 = np.clip(np.rint((img + noise) * 255.0), 0, 255).astype(np.uint8)
+    if look["jpeg_q"] is not None:
+        buf = io.BytesIO()
+        Image.fromarray(img_u8).save(buf, format="JPEG", quality=look["jpeg_q"])
+        img_u8 = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return img_u8
 
 
 def _detail_support(depth: np.ndarray, base: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -268,7 +287,7 @@ def render_synthetic(
     expr = np.where(on, rng.uniform(0.0, cfg.expression_max, model.n_expression), 0.0)
     expr_named = {n: _r(v, 4) for n, v in zip(model.expression_names, expr)}
     vertices = model.vertices(shape, expr)
-    detail = random_detail_map(rng, model, cfg.detail_resolution, expression=expr_named) if cfg.detail else None
+    detail = random_detail_map(rng, model, cfg.detail_resolution, expression=expr_named, fold_gain=cfg.fold_gain) if cfg.detail else None
     look = _draw_appearance(rng, library, keys, canvas, cfg, model)
 
     sub = model_subdivision(model, cfg.subdivision_levels)
@@ -336,21 +355,28 @@ def render_synthetic(
         # Wrinkle valleys catch less light than Lambert says (occlusion): darken by their depth.
         cavity = np.exp(-look["cavity_k"] * np.maximum(-disp_px[m], 0.0) * size / crop_side)
         alb = sample_bilinear(albedo_lin, uvp[:, 0] * rt - 0.5, uvp[:, 1] * rt - 0.5)
-        face_lin = exposure * (alb * irr * cavity[:, None] + spec[:, None] * light[0].clip(0) / light[0].max())
-        img = look["background"].copy()
-        img[m] = linear_to_srgb(face_lin)
+        spec_term = spec[:, None] * light[0].clip(0) / light[0].max()
+        face_lin = exposure * (alb * irr * cavity[:, None] + spec_term)
         # Holes inside the silhouette (the open mouth): a dark mouth cavity, not background.
         holes = ndimage.binary_fill_holes(m) & ~m
-        if holes.any():
-            img[holes] = linear_to_srgb(exposure * look["mouth_colour"] * irr.mean(0))
-        if look["cam_blur"] > 0.05:
-            img = np.stack([ndimage.gaussian_filter(img[..., c], look["cam_blur"]) for c in range(3)], -1)
-        img = img + rng.normal(0.0, look["cam_noise"], img.shape)
-        img_u8 = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-        if look["jpeg_q"] is not None:
-            buf = io.BytesIO()
-            Image.fromarray(img_u8).save(buf, format="JPEG", quality=look["jpeg_q"])
-            img_u8 = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        hole_lin = exposure * look["mouth_colour"] * irr.mean(0)
+        noise = rng.normal(0.0, look["cam_noise"], look["background"].shape)
+        marks = look["marks"]
+        marks_px = None
+        if marks is not None and marks.marked.any():
+            rk = marks.factor.shape[0]
+            mu, mv = uvp[:, 0] * rk - 0.5, uvp[:, 1] * rk - 0.5
+            factor = sample_bilinear(marks.factor, mu, mv)
+            marks_px = np.zeros((canvas, canvas), np.float32)
+            marks_px[m] = sample_bilinear(marks.marked.astype(np.float32), mu, mv)
+            marked_lin = exposure * (alb * factor * irr * cavity[:, None] + spec_term)
+            img_u8 = _finish_image(marked_lin, m, holes, hole_lin, look, noise)
+            img_unmarked = _finish_image(face_lin, m, holes, hole_lin, look, noise)
+        else:
+            if marks is not None:  # mottle only: no discrete marks, no second render
+                face_lin = exposure * (alb * sample_bilinear(marks.factor, uvp[:, 0] * marks.factor.shape[0] - 0.5, uvp[:, 1] * marks.factor.shape[0] - 0.5) * irr * cavity[:, None] + spec_term)
+            img_u8 = _finish_image(face_lin, m, holes, hole_lin, look, noise)
+            img_unmarked = None
 
         # Detect and crop as inference does; the face must be the one we drew.
         dets = list(detector.detect(img_u8))
@@ -369,6 +395,11 @@ def render_synthetic(
         normals_c = depth_to_normals(depth_c, valid)
         detail_mask = _detail_support(depth_c, base_c, valid) if detail is not None else None
         mask = fc.mask & valid
+        marks_mask = image_unmarked = None
+        if img_unmarked is not None and marks_px is not None:
+            image_unmarked = crop_face(img_unmarked, best).image
+            marks_c, _ = warp_to_crop(marks_px, fc.crop_box, size)
+            marks_mask = (marks_c > 0.5) & mask
         attempts.append({**pose, "result": "ok"})
         px_per_mm = scale * size / fc.crop_box[2]
         params = {
@@ -393,9 +424,10 @@ def render_synthetic(
             "detection": {"box": [_r(b, 2) for b in best.box], "score": _r(best.score, 4), "landmark_error": _r(best_err, 4)},
             "crop_box": [_r(b, 4) for b in fc.crop_box],
             "detail": detail.params() if detail is not None else None,
+            "marks": look["marks"].params() if look["marks"] is not None else None,
             "depth_smoothing_crop_px": cfg.base_smooth_crop_px,
             "subdivision_levels": cfg.subdivision_levels,
-            "config": _config_dict(cfg),
+            "config": config_dict(cfg),
         }
         return Sample(
             image=fc.image,
@@ -406,11 +438,19 @@ def render_synthetic(
             detail_mask=detail_mask,
             landmarks=fc.landmarks.astype(np.float32),
             params=params,
+            marks_mask=marks_mask,
+            image_unmarked=image_unmarked,
         )
     raise SampleFailed(f"no detectable pose in {cfg.max_pose_tries} tries: {attempts}")
 
 
-def _config_dict(cfg: SyntheticConfig) -> dict[str, Any]:
-    d = asdict(cfg)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+def config_dict(cfg: SyntheticConfig) -> dict[str, Any]:
+    """The config as JSON-ready data (nested configs as dicts, tuples as lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return list(v) if isinstance(v, tuple) else v
+
+    return plain(asdict(cfg))
 

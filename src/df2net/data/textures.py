@@ -19,7 +19,6 @@ background-only version of the photo for synthetic backgrounds.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from scipy import ndimage
 
 from df2net.data.fitting import FaceFit
 from df2net.data.sfm import SurreyModel
+from df2net.data.uv import feature_mask_uv, masked_blur, mm_per_texel, uv_raster
 
 __all__ = [
     "TEXTURE_VERSION",
@@ -64,107 +64,6 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.2126, 0.7152, 0.0722], rgb.dtype)
-
-
-def _masked_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised convolution: ``(blur(w v) / blur(w), blur(w))``; ``values`` ``(H, W[, C])``."""
-    w = np.asarray(weight, np.float64)
-    wb = ndimage.gaussian_filter(w, sigma, mode="constant")
-    if values.ndim == 3:
-        num = np.stack([ndimage.gaussian_filter(values[..., c] * w, sigma, mode="constant") for c in range(values.shape[2])], -1)
-        out = num / np.maximum(wb, 1e-8)[..., None]
-    else:
-        out = ndimage.gaussian_filter(values * w, sigma, mode="constant") / np.maximum(wb, 1e-8)
-    return out, wb
-
-
-# ------------------------------------------------------------------------------------------
-# UV-space rasterization (per model, per resolution; built once)
-# ------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=8)
-def _uv_raster_cached(sfm_dir: str, resolution: int) -> Any:
-    from df2net.data.sfm import load_sfm
-    from df2net.render import rasterize
-
-    model = load_sfm(sfm_dir)
-    r = resolution
-    verts = np.c_[model.uv * r - 0.5, np.zeros(model.n_vertices)]
-    return rasterize(verts, model.triangles, r, r)
-
-
-def uv_raster(model: SurreyModel, resolution: int) -> Any:
-    """The model's triangles rasterized in texture space (``u * R - 0.5``, ``v * R - 0.5``).
-
-    Its ``face_index``/``bary``/``interpolate`` give, per texel, the surface point it shows.
-    """
-    return _uv_raster_cached(str(model.sfm_dir), int(resolution))
-
-
-def landmark_uv(model: SurreyModel, resolution: int) -> dict[int, np.ndarray]:
-    """0-based iBUG landmark -> its vertex's texel position ``(x, y)`` at ``resolution``."""
-    return {k - 1: model.uv[v] * resolution - 0.5 for k, v in model.landmark_vertices.items()}
-
-
-@functools.lru_cache(maxsize=8)
-def _mm_per_texel_cached(sfm_dir: str, resolution: int) -> np.ndarray:
-    from df2net.data.sfm import load_sfm
-
-    model = load_sfm(sfm_dir)
-    ras = uv_raster(model, resolution)
-    v, f = model.mean, model.triangles
-    a3 = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
-    t = model.uv * resolution
-    e1, e2 = t[f[:, 1]] - t[f[:, 0]], t[f[:, 2]] - t[f[:, 0]]
-    a2 = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
-    per_face = np.sqrt(a3 / np.maximum(a2, 1e-9))
-    out = np.zeros((resolution, resolution), np.float32)
-    m = ras.mask
-    out[m] = per_face[ras.face_index[m]]
-    # Smooth it (it is per triangle) and extend it a little past the layout's rim.
-    sm, wb = _masked_blur(out.astype(np.float64), m.astype(np.float64), resolution / 128)
-    return np.where(wb > 1e-3, sm, np.median(per_face)).astype(np.float32)
-
-
-def mm_per_texel(model: SurreyModel, resolution: int) -> np.ndarray:
-    """``(R, R)`` millimetres of the mean face per texel (local scale of the UV layout)."""
-    return _mm_per_texel_cached(str(model.sfm_dir), int(resolution))
-
-
-@functools.lru_cache(maxsize=8)
-def _feature_mask_cached(sfm_dir: str, resolution: int) -> np.ndarray:
-    from df2net.data.sfm import load_sfm
-    from df2net.face import fill_polygon
-
-    model = load_sfm(sfm_dir)
-    r = resolution
-    lm = landmark_uv(model, r)
-    scale = float(np.median(mm_per_texel(model, r)))  # mm per texel
-    mask = np.zeros((r, r), bool)
-    # Eyes, outer lips and nostrils as filled polygons.
-    for ids in (range(36, 42), range(42, 48), [48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59], range(31, 36)):
-        pts = np.array([lm[i] for i in ids if i in lm])
-        if len(pts) >= 3:
-            mask |= fill_polygon(pts, r, r)
-    # Brows as thick polylines: mark their points then dilate.
-    brow = np.zeros((r, r), bool)
-    for ids in (range(17, 22), range(22, 27)):
-        pts = np.array([lm[i] for i in ids if i in lm])
-        for a, b in zip(pts[:-1], pts[1:]):
-            for t in np.linspace(0, 1, 32):
-                x, y = np.rint(a + t * (b - a)).astype(int)
-                if 0 <= x < r and 0 <= y < r:
-                    brow[y, x] = True
-    dist_feat = ndimage.distance_transform_edt(~mask) * scale
-    dist_brow = ndimage.distance_transform_edt(~brow) * scale
-    # Margins in mm: eyes/lips/nostrils 4 mm, brows 6 mm (their hair).
-    return (dist_feat <= 4.0) | (dist_brow <= 6.0)
-
-
-def feature_mask_uv(model: SurreyModel, resolution: int) -> np.ndarray:
-    """``(R, R)`` bool: texels of the eyes, brows, lips and nostrils (with a margin)."""
-    return _feature_mask_cached(str(model.sfm_dir), int(resolution))
 
 
 # ------------------------------------------------------------------------------------------
@@ -245,7 +144,7 @@ def extract_face_texture(
     total = w_own + w_mir
     mixed = (lin * w_own[..., None] + lin_m * w_mir[..., None]) / np.maximum(total, 1e-6)[..., None]
     seen = np.clip(total, 0.0, 1.0)
-    local, _ = _masked_blur(mixed, seen * cover, r / 24)
+    local, _ = masked_blur(mixed, seen * cover, r / 24)
     skin_pix = (seen > 0.5) & cover & ~feat
     skin_mean = np.median(mixed[skin_pix], axis=0) if skin_pix.sum() > 50 else np.array([0.45, 0.3, 0.22])
     local = np.where(np.isfinite(local).all(-1, keepdims=True) & (local.sum(-1, keepdims=True) > 0), local, skin_mean)
@@ -253,7 +152,7 @@ def extract_face_texture(
 
     # 3. Remaining low-frequency luminance (shadows the SH could not explain, e.g. cast ones).
     lum = _luma(tex)
-    lum_b, _ = _masked_blur(lum, cover.astype(np.float64), r / 20)
+    lum_b, _ = masked_blur(lum, cover.astype(np.float64), r / 20)
     ratio = np.clip(np.median(lum[skin_pix]) / np.maximum(lum_b, 1e-6), 0.5, 2.0) if skin_pix.any() else 1.0
     tex = tex * (ratio[..., None] if np.ndim(ratio) else ratio)
     # Specular highlights (nose tip, forehead) are compressed toward the local level.
@@ -275,7 +174,7 @@ def extract_face_texture(
     d_lum = np.maximum(np.abs(log_ratio) - np.log(2.0), 0.0) / np.log(1.5)
     skinlike = np.exp(-0.5 * (d_chroma**2 + d_lum**2))
     skinlike = np.where(feat, 1.0, skinlike)
-    skin_local, _ = _masked_blur(tex, skinlike * cover, r / 20)
+    skin_local, _ = masked_blur(tex, skinlike * cover, r / 20)
     skin_local = np.where(np.isfinite(skin_local).all(-1, keepdims=True), skin_local, skin_mean)
     keep = np.clip((skinlike - 0.05) / 0.3, 0.0, 1.0)[..., None]
     tex = tex * keep + skin_local * (1.0 - keep)
@@ -300,7 +199,7 @@ def background_source(rgb: np.ndarray, fit: FaceFit, model: SurreyModel, max_sid
     ras = rasterize(fit.screen, model.triangles, h, w)
     face = ndimage.binary_dilation(ras.mask, iterations=max(2, int(0.05 * max(h, w))))
     img = rgb[..., :3].astype(np.float64)
-    fill, _ = _masked_blur(img, (~face).astype(np.float64), max(h, w) / 12)
+    fill, _ = masked_blur(img, (~face).astype(np.float64), max(h, w) / 12)
     fill = np.where(np.isfinite(fill), fill, img.mean((0, 1)))
     out = np.where(face[..., None], fill, img)
     s = min(1.0, max_side / max(h, w))
