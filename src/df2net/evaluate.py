@@ -1,22 +1,45 @@
-"""``df2net evaluate``: depth and normal errors of every method on a dataset folder.
+"""``df2net evaluate``: depth, normal and fine-detail scores of every method on a dataset folder.
 
 Methods compared, one row each: the 3DMM mean face at the fitted pose, the 3DMM landmark fit
 (both need the ``train`` extra: eos-py and the Surrey Face Model), and df2net after each stage
 (D, D+F, D+F+Fr) when weights are given. Depth is compared after a least-squares scale and
 offset alignment inside the mask; normals are computed from the aligned depth.
+
+Fine detail is judged by what a method cannot fake (:mod:`df2net.metrics`):
+
+- **relief r / slope**, on samples with ``depth_base.npy`` and a detail mask: the high-pass of
+  the aligned prediction minus the true base surface against the high-pass of the true relief,
+  where the base is smooth (:func:`~df2net.metrics.relief_scores`);
+- **false relief µm**, on samples with ``marks_mask.png`` and ``image_unmarked.png``: the method
+  is run a second time on the image without its albedo-only marks, and the RMS depth the marks
+  add is reported (:func:`~df2net.metrics.false_relief_um`).
+
+Each is the plain mean over the samples that have the data (every sample counts once); a row
+without any shows "–" (null in JSON, empty in CSV).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+import textwrap
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from df2net.metrics import align_depth, depth_error, mean_normal_angle, normal_angles
+from df2net.data.baselines import LANDMARK_FIT, MEAN_FACE
+from df2net.metrics import (
+    ReliefConfig,
+    align_depth,
+    depth_error,
+    false_relief_um,
+    mean_normal_angle,
+    normal_angles,
+    relief_scores,
+)
 
 #: A method maps a sample to its predicted depth maps by row name (crop pixels).
 Method = Callable[["Sample"], dict[str, np.ndarray]]
@@ -24,7 +47,11 @@ Method = Callable[["Sample"], dict[str, np.ndarray]]
 
 @dataclass
 class Sample:
-    """One dataset sample, as written by ``df2net make-data`` (docs/conventions.md)."""
+    """One dataset sample, as written by ``df2net make-data`` (docs/conventions.md).
+
+    ``depth_base``, ``marks_mask`` and ``image_unmarked`` are optional (synthetic data only;
+    the last two only where albedo-only marks were painted).
+    """
 
     name: str
     image: np.ndarray  # (S, S, 3) uint8
@@ -34,33 +61,57 @@ class Sample:
     detail_mask: np.ndarray | None  # (S, S) bool
     landmarks: np.ndarray  # (68, 2) crop frame
     params: dict = field(default_factory=dict)
+    depth_base: np.ndarray | None = None  # (S, S) float32, truth without the procedural relief
+    marks_mask: np.ndarray | None = None  # (S, S) bool, where albedo-only marks were painted
+    image_unmarked: np.ndarray | None = None  # (S, S, 3) uint8, the same render without them
 
     @property
     def px_per_mm(self) -> float | None:
         value = self.params.get("px_per_mm")
         return float(value) if value else None
 
+    @property
+    def has_marks(self) -> bool:
+        """Whether the false-relief test can run: marks and the image without them."""
+        return self.marks_mask is not None and self.image_unmarked is not None and bool(self.marks_mask.any())
+
+    def unmarked(self) -> Sample:
+        """This sample with ``image_unmarked`` as its image (and nothing about the marks)."""
+        if self.image_unmarked is None:
+            raise ValueError(f"sample {self.name} has no image_unmarked")
+        return replace(self, image=self.image_unmarked, marks_mask=None, image_unmarked=None)
+
 
 def load_sample(folder: Path) -> Sample:
-    """Read one sample folder."""
+    """Read one sample folder (the optional files where present)."""
     from PIL import Image
 
     def png(name: str) -> np.ndarray | None:
         path = folder / name
         return np.asarray(Image.open(path)) if path.exists() else None
 
-    normals = np.load(folder / "normals.npy").astype(np.float32) if (folder / "normals.npy").exists() else None
-    detail = png("detail_mask.png")
+    def rgb(name: str) -> np.ndarray | None:
+        path = folder / name
+        return np.asarray(Image.open(path).convert("RGB")) if path.exists() else None
+
+    def npy(name: str) -> np.ndarray | None:
+        path = folder / name
+        return np.load(path).astype(np.float32) if path.exists() else None
+
+    detail, marks = png("detail_mask.png"), png("marks_mask.png")
     params_path = folder / "params.json"
     return Sample(
         name=folder.name,
-        image=np.asarray(Image.open(folder / "image.png").convert("RGB")),
+        image=rgb("image.png"),
         mask=png("mask.png") > 127,
-        depth=np.load(folder / "depth.npy").astype(np.float32),
-        normals=normals,
+        depth=npy("depth.npy"),
+        normals=npy("normals.npy"),
         detail_mask=None if detail is None else detail > 127,
         landmarks=np.asarray(json.loads((folder / "landmarks.json").read_text())["crop"], np.float32),
         params=json.loads(params_path.read_text()) if params_path.exists() else {},
+        depth_base=npy("depth_base.npy"),
+        marks_mask=None if marks is None else marks > 127,
+        image_unmarked=rgb("image_unmarked.png"),
     )
 
 
@@ -71,9 +122,51 @@ def iter_samples(dataset: Path, limit: int | None = None) -> list[Path]:
     return [dataset / n for n in names if (dataset / n / "depth.npy").exists()]
 
 
+#: Row label of each df2net stage, by the stage's name (the key of its depth in
+#: ``predict_stage_depths``, and its ``--save-depth`` file name).
+STAGE_LABELS: dict[str, str] = {
+    "dense": "df2net D",
+    "fine": "df2net D+F",
+    "finer": "df2net D+F+Fr",
+    "refined": "df2net refined",
+}
+
+#: Row label of every known method -> the file name (without ``.npy``) its raw depth gets
+#: under ``--save-depth``: ``OUTPUT/depth/<sample>/<name>.npy``.
+DEPTH_FILE_NAMES: dict[str, str] = {
+    MEAN_FACE: "mean_face",
+    LANDMARK_FIT: "landmark_fit",
+    **{label: stage for stage, label in STAGE_LABELS.items()},
+}
+
+
+def depth_file_name(label: str) -> str:
+    """The ``--save-depth`` file name of a row label; unknown labels are slugged (``a_b_c``)."""
+    return DEPTH_FILE_NAMES.get(label) or re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "method"
+
+
+@dataclass
+class SampleScores:
+    """Errors of one method on one sample (nan where the sample lacks the data)."""
+
+    depth_mae_px: float
+    depth_rmse_px: float
+    depth_pct_range: float
+    depth_mae_mm: float
+    normal_deg: float
+    normal_detail_deg: float
+    relief_r: float = float("nan")
+    relief_slope: float = float("nan")
+    false_relief_um: float = float("nan")
+
+
 @dataclass
 class Row:
-    """Mean errors of one method over a dataset."""
+    """Mean scores of one method over a dataset; each mean over the samples that have the data.
+
+    ``relief_samples`` and ``marks_samples`` count the samples behind the relief columns and
+    the false-relief column.
+    """
 
     method: str
     samples: int = 0
@@ -83,22 +176,19 @@ class Row:
     depth_mae_mm: float = float("nan")
     normal_deg: float = float("nan")
     normal_detail_deg: float = float("nan")
+    relief_r: float = float("nan")
+    relief_slope: float = float("nan")
+    false_relief_um: float = float("nan")
+    relief_samples: int = 0
+    marks_samples: int = 0
 
 
-@dataclass
-class SampleScores:
-    """Errors of one method on one sample."""
+def score_sample(pred: np.ndarray, sample: Sample, pred_unmarked: np.ndarray | None = None) -> SampleScores:
+    """Scores of a predicted depth map (raw, crop pixels) against the sample's truth.
 
-    depth_mae_px: float
-    depth_rmse_px: float
-    depth_pct_range: float
-    depth_mae_mm: float
-    normal_deg: float
-    normal_detail_deg: float
-
-
-def score_sample(pred: np.ndarray, sample: Sample) -> SampleScores:
-    """Errors of a predicted depth map against the sample's truth."""
+    ``pred_unmarked`` is the same method's depth for ``sample.unmarked()``; with it (and marks
+    in the sample) the false relief is scored.
+    """
     from df2net.geometry import depth_to_normals
 
     mask = sample.mask & (sample.depth != 0)
@@ -109,6 +199,11 @@ def score_sample(pred: np.ndarray, sample: Sample) -> SampleScores:
     eroded = _erode(mask, 3)
     detail = eroded & sample.detail_mask if sample.detail_mask is not None else np.zeros_like(mask)
     scale = sample.px_per_mm
+    relief_r = relief_slope = false_um = float("nan")
+    if sample.depth_base is not None and sample.detail_mask is not None and sample.detail_mask.any():
+        relief_r, relief_slope, _ = relief_scores(aligned, sample.depth, sample.depth_base, mask, sample.detail_mask)
+    if pred_unmarked is not None and sample.has_marks and scale:
+        false_um = false_relief_um(pred, pred_unmarked, mask, sample.marks_mask, scale)
     return SampleScores(
         depth_mae_px=err.mae,
         depth_rmse_px=err.rmse,
@@ -116,6 +211,9 @@ def score_sample(pred: np.ndarray, sample: Sample) -> SampleScores:
         depth_mae_mm=err.mae / scale if scale else float("nan"),
         normal_deg=mean_normal_angle(pred_n, true_n, eroded),
         normal_detail_deg=mean_normal_angle(pred_n, true_n, detail) if detail.any() else float("nan"),
+        relief_r=relief_r,
+        relief_slope=relief_slope,
+        false_relief_um=false_um,
     )
 
 
@@ -126,39 +224,86 @@ def _erode(mask: np.ndarray, iterations: int) -> np.ndarray:
 
 
 def summarise(name: str, scores: Iterable[SampleScores]) -> Row:
-    """Mean of per-sample scores (ignoring nan) as one table row."""
+    """Mean of per-sample scores as one table row, each over the samples where it is finite."""
     scores = list(scores)
     row = Row(method=name, samples=len(scores))
-    for key in asdict(SampleScores(*(0.0,) * 6)):
-        values = np.array([getattr(s, key) for s in scores], dtype=np.float64)
+    for f in fields(SampleScores):
+        values = np.array([getattr(s, f.name) for s in scores], dtype=np.float64)
         values = values[np.isfinite(values)]
-        setattr(row, key, float(values.mean()) if values.size else float("nan"))
+        setattr(row, f.name, float(values.mean()) if values.size else float("nan"))
+    row.relief_samples = sum(1 for s in scores if np.isfinite(s.relief_r))
+    row.marks_samples = sum(1 for s in scores if np.isfinite(s.false_relief_um))
     return row
 
 
+#: What the table shows for a score a row has no data for.
+MISSING = "–"
+
+#: The table's columns: header, Row field, decimals (None: an integer count).
+TABLE_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("n", "samples", None),
+    ("depth MAE px", "depth_mae_px", 2),
+    ("depth % range", "depth_pct_range", 2),
+    ("depth MAE mm", "depth_mae_mm", 2),
+    ("normal °", "normal_deg", 2),
+    ("detail normal °", "normal_detail_deg", 2),
+    ("relief r", "relief_r", 2),
+    ("relief slope", "relief_slope", 2),
+    ("false relief µm", "false_relief_um", 0),
+)
+
+TABLE_NOTE = (
+    "relief r / slope: correlation and amplitude slope of the high-passed (σ {sigma:g} px) aligned depth "
+    "minus the true base against the true relief, near the relief where the base is smooth; "
+    "false relief µm: RMS depth added under albedo-only marks. Both are means over the samples "
+    "with that data (relief: {relief}, marks: {marks}); {missing} where there are none."
+)
+
+
+def _cells(row: Row) -> list[str]:
+    out = [row.method]
+    for _, name, decimals in TABLE_COLUMNS:
+        value = getattr(row, name)
+        if decimals is None:
+            out.append(str(value))
+        else:
+            out.append(MISSING if not np.isfinite(value) else f"{value:.{decimals}f}")
+    return out
+
+
+def _table_note(rows: list[Row]) -> str:
+    def count(name: str) -> str:
+        values = sorted({getattr(r, name) for r in rows})
+        return "/".join(str(v) for v in values) if values else "0"
+
+    return TABLE_NOTE.format(
+        sigma=ReliefConfig().sigma_px, relief=count("relief_samples"), marks=count("marks_samples"), missing=MISSING
+    )
+
+
 def format_table(rows: list[Row]) -> str:
-    """A plain-text table, one row per method."""
-    headers = ["method", "n", "depth MAE px", "depth % range", "depth MAE mm", "normal °", "detail normal °"]
-    lines = [headers]
-    for r in rows:
-        lines.append(
-            [
-                r.method,
-                str(r.samples),
-                f"{r.depth_mae_px:.2f}",
-                f"{r.depth_pct_range:.2f}",
-                "-" if np.isnan(r.depth_mae_mm) else f"{r.depth_mae_mm:.2f}",
-                f"{r.normal_deg:.2f}",
-                "-" if np.isnan(r.normal_detail_deg) else f"{r.normal_detail_deg:.2f}",
-            ]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    """A plain-text table, one row per method, and a note on the detail columns."""
+    lines = [["method", *(h for h, _, _ in TABLE_COLUMNS)], *(_cells(r) for r in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for j, line in enumerate(lines):
         out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
         if j == 0:
             out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return "\n".join(out) + "\n\n" + textwrap.fill(_table_note(rows), 100)
+
+
+def format_markdown(rows: list[Row]) -> str:
+    """The same table in Markdown (for a README or the model card), and the note."""
+    head = ["method", *(h for h, _, _ in TABLE_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n\n" + _table_note(rows)
+
+
+def _json_value(value: object) -> object:
+    """nan as None (JSON null), everything else as it is."""
+    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 @dataclass
@@ -175,16 +320,36 @@ class EvalReport:
 def df2net_method(weights: str | Path | None, device: str = "cpu") -> Method:
     """df2net's depth after each stage, on the sample's own crop and mask."""
     from df2net.model.weights import load_model
-    from df2net.reconstruct import STAGES, predict_stage_depths
+    from df2net.reconstruct import predict_stage_depths
 
     loaded = load_model(weights, device=device)
-    names = {"dense": "df2net D", "fine": "df2net D+F", "finer": "df2net D+F+Fr"}
 
     def run(sample: Sample) -> dict[str, np.ndarray]:
         depths = predict_stage_depths(loaded.model, loaded.config, sample.image[None], sample.mask[None], device)
-        return {names[s]: depths[s][0] for s in STAGES}
+        return {STAGE_LABELS.get(stage, f"df2net {stage}"): d[0] for stage, d in depths.items()}
 
     return run
+
+
+def run_methods(methods: list[Method], sample: Sample) -> dict[str, np.ndarray]:
+    """Every method's depth maps for one sample, ``{row label: (S, S) crop pixels}``."""
+    preds: dict[str, np.ndarray] = {}
+    for method in methods:
+        preds.update(method(sample))
+    return preds
+
+
+def save_depths(folder: Path, preds: dict[str, np.ndarray]) -> list[Path]:
+    """Write each raw depth map as ``folder/<depth_file_name(label)>.npy`` (float32, atomic)."""
+    from df2net.io import atomic_path
+
+    written = []
+    for label, depth in preds.items():
+        path = folder / f"{depth_file_name(label)}.npy"
+        with atomic_path(path) as tmp:
+            np.save(tmp, np.asarray(depth, np.float32))
+        written.append(path)
+    return written
 
 
 def evaluate(
@@ -194,19 +359,28 @@ def evaluate(
     limit: int | None = None,
     figure_samples: int = 4,
     progress: bool = True,
+    save_depth: bool = False,
 ) -> EvalReport:
-    """Score every method on every sample; write table.csv, table.json and figure.png to out_dir."""
+    """Score every method on every sample; write the tables and figure.png to ``out_dir``.
+
+    Samples with albedo-only marks are run a second time on their unmarked image, for the
+    false-relief column. With ``save_depth`` each method's raw depth is written to
+    ``out_dir/depth/<sample>/<name>.npy`` (:data:`DEPTH_FILE_NAMES`).
+    """
     from tqdm import tqdm
 
+    if save_depth and out_dir is None:
+        raise ValueError("save_depth needs an out_dir")
     per_method: dict[str, list[SampleScores]] = {}
     figure_rows: list[tuple[Sample, dict[str, np.ndarray]]] = []
     for folder in tqdm(iter_samples(dataset, limit), desc="evaluate", unit="sample", disable=not progress):
         sample = load_sample(folder)
-        preds: dict[str, np.ndarray] = {}
-        for method in methods:
-            preds.update(method(sample))
+        preds = run_methods(methods, sample)
+        unmarked = run_methods(methods, sample.unmarked()) if sample.has_marks else {}
         for name, pred in preds.items():
-            per_method.setdefault(name, []).append(score_sample(pred, sample))
+            per_method.setdefault(name, []).append(score_sample(pred, sample, unmarked.get(name)))
+        if save_depth:
+            save_depths(Path(out_dir) / "depth" / sample.name, preds)
         if len(figure_rows) < figure_samples:
             figure_rows.append((sample, preds))
     rows = [summarise(name, scores) for name, scores in per_method.items()]
@@ -217,28 +391,26 @@ def evaluate(
 
 
 def write_report(rows: list[Row], figure_rows: list, out_dir: Path) -> list[Path]:
-    """Write the table as CSV and JSON and the comparison figure as PNG."""
+    """Write the table as CSV, JSON, text and Markdown, and the comparison figure as PNG."""
+    import io as _io
+
     from df2net.io import write_text_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path, fig_path, txt_path = (
-        out_dir / "table.csv",
-        out_dir / "table.json",
-        out_dir / "figure.png",
-        out_dir / "table.txt",
+    csv_path, json_path, txt_path, md_path, fig_path = (
+        out_dir / name for name in ("table.csv", "table.json", "table.txt", "table.md", "figure.png")
     )
-    fields = list(asdict(rows[0]).keys()) if rows else list(asdict(Row("x")).keys())
-    import io as _io
-
+    records = [{k: _json_value(v) for k, v in asdict(r).items()} for r in rows]
     buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer = csv.DictWriter(buf, fieldnames=[f.name for f in fields(Row)])
     writer.writeheader()
-    for r in rows:
-        writer.writerow(asdict(r))
+    for record in records:
+        writer.writerow({k: "" if v is None else v for k, v in record.items()})
     write_text_atomic(csv_path, buf.getvalue())
-    write_text_atomic(json_path, json.dumps([asdict(r) for r in rows], indent=2))
+    write_text_atomic(json_path, json.dumps(records, indent=2))
     write_text_atomic(txt_path, format_table(rows) + "\n")
-    written = [csv_path, json_path, txt_path]
+    write_text_atomic(md_path, format_markdown(rows) + "\n")
+    written = [csv_path, json_path, txt_path, md_path]
     if figure_rows:
         from df2net.export import write_rgb_png
 
@@ -276,11 +448,14 @@ def make_figure(figure_rows: list[tuple[Sample, dict[str, np.ndarray]]], tile: i
 
 
 __all__ = [
+    "DEPTH_FILE_NAMES",
     "EvalReport",
     "Row",
     "Sample",
+    "depth_file_name",
     "df2net_method",
     "evaluate",
+    "format_markdown",
     "format_table",
     "load_sample",
     "normal_angles",

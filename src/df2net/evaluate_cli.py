@@ -11,15 +11,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``evaluate`` to the ``df2net`` command."""
     p = sub.add_parser(
         "evaluate",
-        help="depth and normal errors on a dataset made by make-data",
-        description="Score the 3DMM baselines and df2net (after each stage) on a dataset folder.",
+        help="depth, normal and fine-detail scores on a dataset made by make-data",
+        description="Score the 3DMM baselines and df2net (after each stage) on a dataset folder: "
+        "depth and normal errors, relief reproduced where the base is smooth, and false relief "
+        "under albedo-only marks.",
     )
     p.add_argument("dataset", help="dataset folder written by `df2net make-data`")
     p.add_argument("--weights", help="df2net weights (.safetensors); default: the shipped ones")
     p.add_argument("--no-model", action="store_true", help="score only the 3DMM baselines")
     p.add_argument("--no-baselines", action="store_true", help="score only df2net")
     p.add_argument("--sfm-dir", default=None, help="Surrey Face Model folder (default ../shared/data/sfm)")
-    p.add_argument("-o", "--output", default=None, help="folder for table.csv/json/txt and figure.png")
+    p.add_argument("-o", "--output", default=None, help="folder for table.csv/json/txt/md and figure.png")
+    p.add_argument(
+        "--save-depth",
+        action="store_true",
+        help="also write each method's raw depth (crop pixels, unaligned) as OUTPUT/depth/<sample>/<method>.npy",
+    )
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.set_defaults(func=_run)
@@ -48,7 +55,9 @@ def _run(args: argparse.Namespace) -> int:
         print("df2net: error: nothing to evaluate", file=sys.stderr)
         return 2
     out = Path(args.output) if args.output else dataset / "evaluation"
-    report = evaluate(dataset, methods, out_dir=out, limit=args.limit)
+    report = evaluate(dataset, methods, out_dir=out, limit=args.limit, save_depth=args.save_depth)
     print(report.table())
     print("wrote " + ", ".join(str(f) for f in report.files))
+    if args.save_depth:
+        print(f"depth maps in {out / 'depth'}")
     return 0
