@@ -266,3 +266,57 @@ def test_synthetic_detail_gain_scales_the_relief_and_plain_skin_lowpasses_the_te
     sigma = plain["params"]["texture"]["plain_skin_sigma_texels"]
     assert 2.0 < sigma < 10.0  # 2 mm at the 512-texel texture
     assert plain["params"]["config"]["plain_skin_prob"] == 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# Albedo-only marks
+# ------------------------------------------------------------------------------------------
+
+
+def test_marks_layer_is_colour_only_and_off_the_features(model):
+    from df2net.data.marks import MarksConfig, random_marks
+    from df2net.data.uv import feature_mask_uv, uv_raster
+
+    cfg = MarksConfig(prob=1.0, freckles_prob=1.0, moles_prob=1.0, pencil_prob=1.0, brow_hairs_prob=0.0)
+    layer = random_marks(np.random.default_rng(5), model, 512, cfg)
+    again = random_marks(np.random.default_rng(5), model, 512, cfg)
+    assert np.array_equal(layer.factor, again.factor)  # deterministic per seed
+    assert layer.factor.shape == (512, 512, 3) and layer.marked.any()
+    assert {"freckles", "moles", "pencil_lines"} <= set(layer.kinds)
+    cover = uv_raster(model, 512).mask
+    assert np.all(layer.factor[~cover] == 1.0)  # nothing off the face
+    # Marks darken: under them the factor is well below 1 on average, and none lands on the eyes
+    # or lips (their margins), where they would pass for the features themselves.
+    assert layer.factor[layer.marked].mean() < 0.85
+    eyes_lips = feature_mask_uv(model, 512)
+    assert (layer.marked & eyes_lips).sum() <= 0.02 * layer.marked.sum()
+
+
+def test_synthetic_marks_change_colour_only_where_the_mask_says(fits_dir, tmp_path):
+    from scipy.ndimage import binary_dilation
+
+    r = make_data(
+        "synthetic",
+        [],
+        tmp_path,
+        seed=11,
+        count=1,
+        sfm_dir=SFM_DIR,
+        texture_cache=fits_dir / "textures",
+        progress=False,
+        config=__import__("df2net.data.synthetic", fromlist=["SyntheticConfig"]).SyntheticConfig(
+            marks=__import__("df2net.data.marks", fromlist=["MarksConfig"]).MarksConfig(prob=1.0, pencil_prob=1.0, moles_prob=1.0),
+            plain_skin_prob=1.0,
+            strong_light_prob=1.0,
+            fold_gain=1.7,
+        ),
+    )
+    assert r.failed == []
+    s = load_sample(tmp_path / "000000")
+    assert "marks_mask" in s and "image_unmarked" in s and s["marks_mask"].any()
+    diff = np.abs(s["image"].astype(int) - s["image_unmarked"].astype(int)).max(-1)
+    changed = diff > 10
+    assert changed.sum() > 20
+    near = binary_dilation(s["marks_mask"], iterations=8)  # camera blur and JPEG blocks spread a mark
+    assert (changed & ~near).sum() <= 0.02 * changed.sum() + 5
+    assert json.loads((tmp_path / "000000" / "params.json").read_text())["marks"]["counts"]

@@ -399,7 +399,7 @@ def render_synthetic(
         if img_unmarked is not None and marks_px is not None:
             image_unmarked = crop_face(img_unmarked, best).image
             marks_c, _ = warp_to_crop(marks_px, fc.crop_box, size)
-            marks_mask = (marks_c > 0.5) & mask
+            marks_mask = (marks_c > 0.5) & valid  # on the whole rendered surface, not only the face mask
         attempts.append({**pose, "result": "ok"})
         px_per_mm = scale * size / fc.crop_box[2]
         params = {

@@ -14,8 +14,10 @@ from df2net.config import CROP_SIZE
 from df2net.model.dnet import DNET_DIVISOR, DNet
 from df2net.model.fnet import FNet
 from df2net.model.frnet import FrNet
+from df2net.model.relief import ReliefNet
 
 FinerBase = Literal["dense", "fine"]
+FinerArch = Literal["hypercolumn", "relief"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,13 @@ class ModelConfig:
         finer_gain: the detail's gain: ``finer = base + finer_gain * FrNet(fine, x)``.
         depth_scale, depth_offset: network units to depth pixels at ``input_size``:
             ``pixels = out * depth_scale + depth_offset``.
+        finer_arch: ``"hypercolumn"``, the released Fr-Net (:class:`~df2net.model.frnet.FrNet`),
+            or ``"relief"``, the high-pass relief U-Net (:class:`~df2net.model.relief.ReliefNet`):
+            ``finer = fine + hp(ReliefNet(fine, x))``, its relief in pixels (``finer_gain`` and
+            ``finer_channels`` then unused; ``finer_base`` must be ``"fine"``).
+        relief_channels: the relief U-Net's widths, one per level.
+        relief_sigma: its high-pass scale in pixels at ``input_size``.
+        relief_gain: a fixed factor on its output (calibrated on validation renders).
     """
 
     name: str
@@ -55,9 +64,25 @@ class ModelConfig:
     finer_gain: float = 3.0
     depth_scale: float = 127.5
     depth_offset: float = 127.5
+    finer_arch: FinerArch = "hypercolumn"
+    relief_channels: tuple[int, ...] = (16, 32, 64)
+    relief_sigma: float = 4.0
+    relief_gain: float = 1.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "relief_channels", tuple(int(c) for c in self.relief_channels))
         problems = []
+        if self.finer_arch not in ("hypercolumn", "relief"):
+            problems.append(f"finer_arch must be 'hypercolumn' or 'relief', got {self.finer_arch!r}")
+        if self.finer_arch == "relief":
+            if self.finer_base != "fine":
+                problems.append("the relief Fr-Net adds to the fine depth: finer_base must be 'fine'")
+            if len(self.relief_channels) < 2 or min(self.relief_channels) < 1:
+                problems.append(f"relief_channels needs two or more positive widths, got {self.relief_channels}")
+            if self.input_size % (2 ** (len(self.relief_channels) - 1)):
+                problems.append("input_size must be a multiple of 2 ** (levels - 1) of the relief U-Net")
+            if self.relief_sigma <= 0:
+                problems.append("relief_sigma must be > 0")
         if self.dense_channels < 2 or self.dense_channels % 2:
             problems.append(f"dense_channels must be an even number >= 2, got {self.dense_channels}")
         for field_name in ("fine_channels", "finer_channels"):
@@ -144,7 +169,10 @@ class DF2Net(DNet):
         super().__init__(channels=config.dense_channels)
         self.config = config
         self.FNet = FNet(config.fine_channels, config.fusion_tail_min)
-        self.FrNet = FrNet(config.finer_channels, config.fusion_tail_min)
+        if config.finer_arch == "relief":
+            self.FrNet: FrNet | ReliefNet = ReliefNet(config.relief_channels, config.relief_sigma, config.relief_gain)
+        else:
+            self.FrNet = FrNet(config.finer_channels, config.fusion_tail_min)
 
     def forward_stages(self, x: Tensor, until: str = "finer") -> DepthStages:
         """The dense, fine and finer depths of ``x (B, 3, H, W)``, each ``(B, 1, H, W)``.
@@ -177,6 +205,10 @@ class DF2Net(DNet):
             fine = F.interpolate(fine, size=size, mode="bilinear", align_corners=False)
         if until == "fine":
             return DepthStages(dense=dense, fine=fine, finer=None)
+        if cfg.finer_arch == "relief":
+            # The relief is in pixels of this grid; the depths are in network units.
+            finer = fine + self.FrNet(fine * cfg.depth_scale, x) / cfg.depth_scale
+            return DepthStages(dense=dense, fine=fine, finer=finer)
         base = dense if cfg.finer_base == "dense" else fine
         finer = base + cfg.finer_gain * self.FrNet(fine, x)
         return DepthStages(dense=dense, fine=fine, finer=finer)

@@ -1,0 +1,384 @@
+"""Training the relief Fr-Net (:class:`~df2net.model.relief.ReliefNet`) on synthetic renders.
+
+D-Net and F-Net stay frozen (they come from ``init``); their fine depth of every training image
+is computed once, with the relief network's input features, and cached in memory. Then the
+relief network trains on random patches:
+
+- target: where the true base surface is smooth (the rule of :func:`df2net.metrics.relief_region`,
+  softened), ``hp(depth_true - fine)``, the detail band (below ``sigma``) of what F-Net got wrong
+  there: the true relief it missed, minus the false relief it pressed in from the image's colour;
+  elsewhere (nose, eyes, lips, where F-Net's structural error in that band is pixels, ten times the
+  relief) ``hp(depth_true - base)``, the relief alone, so those errors do not drown the wrinkles;
+- loss: weighted squared error (a conditional mean: less shrinkage of uncertain grooves than L1's
+  median) plus an L1 on its gradient; weights ``detail_boost`` near the relief and ``marks_boost``
+  under albedo-only marks — the explicit penalty on relief where only colour changed;
+- renders with marks train on both versions (marked and unmarked), so the same surface is seen
+  with and without the paint.
+
+Validation (``val`` dataset, marks on every face) reports the relief r / slope near the wrinkles
+and the false relief under the marks, both from :mod:`df2net.metrics`, every ``val_every`` steps;
+checkpoints every ``checkpoint_every`` steps and ``--resume`` continue a run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from df2net.model.relief import highpass, input_mask, relief_features
+
+__all__ = ["ReliefTrainConfig", "train_relief"]
+
+
+@dataclass
+class ReliefTrainConfig:
+    """One relief-training run (saved as ``RUN/config.json``)."""
+
+    data: list[str]
+    out: str
+    init: str | None = None  # D+F weights (default: the shipped weights)
+    val: str | None = None
+    channels: tuple[int, ...] = (16, 32, 64)
+    sigma: float = 4.0
+    steps: int = 3000
+    time_limit_min: float | None = None
+    batch_size: int = 16
+    patch_size: int = 128
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05
+    gradient_weight: float = 0.5
+    detail_boost: float = 3.0
+    marks_boost: float = 4.0
+    seed: int = 0
+    threads: int | None = None
+    checkpoint_every: int = 100
+    val_every: int = 250
+    val_samples: int = 8
+    log_every: int = 25
+    max_samples: int | None = None
+    # Look for new complete samples in ``data`` this often (steps; 0: never), so a run can start
+    # while its data is still being made.
+    rescan_every: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> ReliefTrainConfig:
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown relief-training fields: {', '.join(unknown)}")
+        if "channels" in data:
+            data["channels"] = tuple(data["channels"])
+        return cls(**data)
+
+
+@dataclass
+class _Item:
+    """One cached training image: features (7, S, S) f16, target (S, S) f16, weight (S, S) f16."""
+
+    features: Tensor
+    target: Tensor
+    weight: Tensor
+    box: tuple[int, int, int, int]  # y0, y1, x0, x1 of the face
+
+
+def _load_chain(init: str | None) -> Any:
+    from df2net.model.weights import load_model
+
+    loaded = load_model(init)
+    loaded.model.eval()
+    return loaded
+
+
+def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    from scipy.ndimage import binary_dilation
+
+    return binary_dilation(mask, iterations=px) if px > 0 and mask.any() else mask
+
+
+def _erode(mask: np.ndarray, px: int) -> np.ndarray:
+    from scipy.ndimage import binary_erosion
+
+    return binary_erosion(mask, iterations=px) if px > 0 else mask
+
+
+@torch.inference_mode()
+def fine_depth_px(chain: Any, image: np.ndarray, mask: np.ndarray) -> Tensor:
+    """F-Net's depth ``(1, 1, S, S)`` in crop pixels (no offset) and the network input of a crop."""
+    from df2net.reconstruct import to_network_input
+
+    cfg = chain.config
+    x = to_network_input(image[None], mask[None], cfg.input_size)
+    stages = chain.model.forward_stages(x, until="fine")
+    return stages.fine * cfg.depth_scale, x
+
+
+def _items_for_sample(chain: Any, folder: Path, cfg: ReliefTrainConfig) -> list[_Item]:
+    from df2net.data.dataset import load_sample
+
+    s = load_sample(folder)
+    if "depth_base" not in s:
+        return []
+    mask = s["mask"] & (s["depth"] != 0)
+    if mask.sum() < 2000:
+        return []
+    from df2net.metrics import ReliefConfig, base_roughness
+
+    m_t = torch.from_numpy(mask.astype(np.float32))[None, None]
+    depth = torch.from_numpy(s["depth"].astype(np.float32))[None, None]
+    base = torch.from_numpy(s["depth_base"].astype(np.float32))[None, None]
+    thr = ReliefConfig().base_hp_max_px
+    smooth = np.clip((2.0 * thr - base_roughness(s["depth_base"], mask)) / thr, 0.0, 1.0)
+    smooth_t = torch.from_numpy(smooth.astype(np.float32))[None, None]
+    relief = highpass(depth - base, m_t, cfg.sigma)
+    weight = _erode(mask, 3).astype(np.float32)
+    if "detail_mask" in s:
+        weight = weight * np.where(_dilate(s["detail_mask"], 4), cfg.detail_boost, 1.0)
+    if "marks_mask" in s:
+        weight = weight * np.where(_dilate(s["marks_mask"], 2), cfg.marks_boost, 1.0)
+    ys, xs = np.nonzero(mask)
+    box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+    images = [s["image"]] + ([s["image_unmarked"]] if "image_unmarked" in s else [])
+    items = []
+    for image in images:
+        fine, x = fine_depth_px(chain, image, mask)
+        feats = relief_features(x, fine, cfg.sigma)
+        target = relief - smooth_t * highpass(fine - base, m_t, cfg.sigma)
+        items.append(
+            _Item(
+                features=feats[0].to(torch.float16),
+                target=target[0, 0].to(torch.float16),
+                weight=torch.from_numpy(weight.astype(np.float16)),
+                box=box,
+            )
+        )
+    return items
+
+
+def _sample_folders(dirs: list[str]) -> list[Path]:
+    from df2net.data.dataset import sample_complete
+
+    out = []
+    for d in dirs:
+        out += [p for p in sorted(Path(d).iterdir()) if p.is_dir() and not p.name.startswith(".") and sample_complete(p, "synthetic")]
+    return out
+
+
+def _batch(items: list[_Item], cfg: ReliefTrainConfig, rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A random batch of patches: features, mask, target, weight, with flips and colour jitter."""
+    p = cfg.patch_size
+    feats, targets, weights = [], [], []
+    for _ in range(cfg.batch_size):
+        it = items[int(rng.integers(len(items)))]
+        y0, y1, x0, x1 = it.box
+        size = it.target.shape[-1]
+        cy = int(rng.integers(max(y0 - p // 4, 0), max(min(y1 - p + p // 4, size - p), max(y0 - p // 4, 0)) + 1))
+        cx = int(rng.integers(max(x0 - p // 4, 0), max(min(x1 - p + p // 4, size - p), max(x0 - p // 4, 0)) + 1))
+        cy, cx = min(cy, size - p), min(cx, size - p)
+        f = it.features[:, cy : cy + p, cx : cx + p].float()
+        t = it.target[cy : cy + p, cx : cx + p].float()
+        w = it.weight[cy : cy + p, cx : cx + p].float()
+        if rng.uniform() < 0.5:
+            f, t, w = f.flip(-1), t.flip(-1), w.flip(-1)
+            f[5] = -f[5]  # the x slope changes sign
+        m = (f[:3] > -1.0 + 1e-3).any(0, keepdim=True).float()
+        gamma = float(rng.uniform(0.8, 1.25))
+        gain = float(rng.uniform(0.8, 1.2))
+        rgb01 = ((f[:3] + 1.0) * 0.5).clamp(0, 1) ** gamma * gain
+        f[:3] = (rgb01.clamp(0, 1) * 2.0 - 1.0) * m + (m - 1.0)
+        f[3] = f[3] * gamma
+        feats.append(f)
+        targets.append(t)
+        weights.append(w)
+    feats_t = torch.stack(feats)
+    return feats_t, input_mask(feats_t[:, :3]), torch.stack(targets)[:, None], torch.stack(weights)[:, None]
+
+
+def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def relief_loss(pred: Tensor, target: Tensor, weight: Tensor, gradient_weight: float) -> tuple[Tensor, dict[str, float]]:
+    """Weighted squared error plus a weighted L1 on the x/y gradients; all ``(B, 1, H, W)`` px."""
+    wsum = weight.sum().clamp_min(1.0)
+    mse = (weight * (pred - target) ** 2).sum() / wsum
+    pgx, pgy = _gradients(pred)
+    tgx, tgy = _gradients(target)
+    wx = torch.minimum(weight[..., :, 1:], weight[..., :, :-1])
+    wy = torch.minimum(weight[..., 1:, :], weight[..., :-1, :])
+    grad = ((wx * (pgx - tgx).abs()).sum() + (wy * (pgy - tgy).abs()).sum()) / (wx.sum() + wy.sum()).clamp_min(1.0)
+    total = mse * 10.0 + gradient_weight * grad
+    return total, {"loss": total.item(), "mse": mse.item(), "grad_l1": grad.item()}
+
+
+def _lr_factor(step: int, cfg: ReliefTrainConfig, progress: float) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    p = min(max(progress, 0.0), 1.0)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * p))
+
+
+@torch.inference_mode()
+def validate(chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float) -> dict[str, float]:
+    """Median relief r, slope and false relief (µm) of ``fine + net`` on validation renders."""
+    from df2net.data.dataset import load_sample
+    from df2net.metrics import align_depth, false_relief_um, relief_scores
+
+    rs, slopes, false = [], [], []
+    for folder in folders:
+        s = load_sample(folder)
+        mask = s["mask"] & (s["depth"] != 0)
+        preds = {}
+        for key in ("image", "image_unmarked"):
+            if key not in s:
+                continue
+            fine, x = fine_depth_px(chain, s[key], mask)
+            relief = net.forward_features(relief_features(x, fine, sigma), input_mask(x))
+            preds[key] = (fine + relief)[0, 0].numpy()
+        if "depth_base" in s and "detail_mask" in s:
+            score = relief_scores(align_depth(preds["image"], s["depth"], mask), s["depth"], s["depth_base"], mask, s["detail_mask"])
+            if np.isfinite(score.r):
+                rs.append(score.r)
+                slopes.append(score.slope)
+        if "image_unmarked" in preds and "marks_mask" in s:
+            v = false_relief_um(preds["image"], preds["image_unmarked"], mask, s["marks_mask"], float(s["params"]["px_per_mm"]))
+            if np.isfinite(v):
+                false.append(v)
+    med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731
+    return {"relief_r": med(rs), "relief_slope": med(slopes), "false_relief_um": med(false)}
+
+
+def _save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, elapsed: float, history: list) -> None:
+    from df2net.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "history": history}, tmp)
+
+
+def export_weights(chain: Any, net: torch.nn.Module, cfg: ReliefTrainConfig, path: Path, extra: dict[str, Any] | None = None) -> Path:
+    """The full chain (init's D and F, this relief network) as a df2net weights file."""
+    from df2net.model import build_model
+    from df2net.model.weights import save_weights
+
+    model_cfg = replace(
+        chain.config,
+        finer_arch="relief",
+        finer_base="fine",
+        relief_channels=tuple(cfg.channels),
+        relief_sigma=cfg.sigma,
+    )
+    model = build_model(model_cfg)
+    state = {k: v for k, v in chain.model.state_dict().items() if not k.startswith("FrNet.")}
+    state.update({f"FrNet.{k}": v for k, v in net.state_dict().items()})
+    model.load_state_dict(state, strict=True)
+    recipe = {"stage": "finer (relief)", "train_config": asdict(cfg), "init": str(cfg.init) if cfg.init else "shipped"}
+    return save_weights(model, model_cfg, path, recipe=recipe, extra=extra)
+
+
+def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Run (or resume) one relief-training run; returns ``RUN/final.safetensors``."""
+    from tqdm import tqdm
+
+    from df2net.model.relief import ReliefNet
+    from df2net.train.loop import plot_history
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run = Path(cfg.out)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg.save(run / "config.json")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    chain = _load_chain(cfg.init)
+    net = ReliefNet(tuple(cfg.channels), cfg.sigma)
+    net.zero_detail()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    step, elapsed, history = 0, 0.0, []
+    ckpt_path = run / "checkpoint.pt"
+    if resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        net.load_state_dict(ckpt["net"])
+        opt.load_state_dict(ckpt["opt"])
+        step, elapsed, history = int(ckpt["step"]), float(ckpt["elapsed"]), list(ckpt["history"])
+        rng = np.random.default_rng([cfg.seed, step])
+
+    val_folders = _sample_folders([cfg.val])[: cfg.val_samples] if cfg.val else []
+    items: list[_Item] = []
+    seen: set[Path] = set()
+
+    def add_new_samples(show: bool) -> None:
+        new = [f for f in _sample_folders(cfg.data) if f not in seen and f.parent.resolve() != Path(cfg.val or "/nonexistent").resolve()]
+        if cfg.max_samples is not None:
+            new = new[: max(cfg.max_samples - len(seen), 0)]
+        for folder in tqdm(new, desc="relief: caching F-Net depth", unit="sample", disable=not (progress and show)):
+            items.extend(_items_for_sample(chain, folder, cfg))
+            seen.add(folder)
+        (run / "data.json").write_text(json.dumps({"samples": len(seen), "images": len(items)}))
+
+    add_new_samples(True)
+    if not items:
+        raise ValueError(f"no usable synthetic samples (with depth_base) in {cfg.data}")
+
+    t_start = time.perf_counter() - elapsed
+    limit_s = cfg.time_limit_min * 60.0 if cfg.time_limit_min else None
+    bar = tqdm(total=cfg.steps, initial=step, desc="relief: training", unit="step", disable=not progress)
+    running: dict[str, list[float]] = {}
+    net.train()
+    while step < cfg.steps:
+        elapsed = time.perf_counter() - t_start
+        if limit_s is not None and elapsed >= limit_s:
+            break
+        share = max(step / cfg.steps, elapsed / limit_s if limit_s else 0.0)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * _lr_factor(step, cfg, share)
+        feats, mask, target, weight = _batch(items, cfg, rng)
+        pred = net.forward_features(feats, mask)
+        loss, parts = relief_loss(pred, target * mask, weight * mask, cfg.gradient_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        for k, v in parts.items():
+            running.setdefault(k, []).append(v)
+        if step % cfg.log_every == 0:
+            entry = {"step": step, "time_min": (time.perf_counter() - t_start) / 60, **{k: float(np.mean(v)) for k, v in running.items()}}
+            running = {}
+            if val_folders and (step % cfg.val_every == 0):
+                net.eval()
+                entry.update(validate(chain, net, val_folders, cfg.sigma))
+                net.train()
+                bar.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}))
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}")
+        if step % cfg.checkpoint_every == 0:
+            _save_checkpoint(ckpt_path, net, opt, step, time.perf_counter() - t_start, history)
+        if cfg.rescan_every and step % cfg.rescan_every == 0:
+            before = len(seen)
+            add_new_samples(False)
+            if len(seen) > before:
+                bar.write(f"relief: {len(seen) - before} new sample(s), {len(seen)} in all ({len(items)} images)")
+    bar.close()
+    elapsed = time.perf_counter() - t_start
+    _save_checkpoint(ckpt_path, net, opt, step, elapsed, history)
+    net.eval()
+    final_val = validate(chain, net, val_folders, cfg.sigma) if val_folders else {}
+    (run / "history.json").write_text(json.dumps(history, indent=0))
+    (run / "final_validation.json").write_text(json.dumps(final_val, indent=1))
+    plot_history(history, run / "loss_curve.png", title=f"relief Fr-Net ({run.name})")
+    extra = {"training": {"steps": step, "minutes": round(elapsed / 60, 2), "images": len(items), "validation": final_val}}
+    return export_weights(chain, net, cfg, run / "final.safetensors", extra=extra)

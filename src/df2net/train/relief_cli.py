@@ -1,0 +1,66 @@
+"""The ``df2net train-relief`` subcommand: argument parsing only (:mod:`df2net.train.relief` trains)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train-relief`` to the ``df2net`` command."""
+    p = sub.add_parser(
+        "train-relief",
+        help="train the relief Fr-Net (finer stage) on synthetic renders with albedo-only marks",
+        description=(
+            "Train the finer stage as a high-pass relief U-Net over frozen D- and F-Nets (from --init, "
+            "default the shipped weights) on `make-data synthetic` folders (best made with --marks, "
+            "--plain-skin, --strong-light and --fold-gain). Writes RUN/config.json, checkpoint.pt "
+            "(--resume continues), history.json, loss_curve.png and RUN/final.safetensors."
+        ),
+    )
+    p.add_argument("--data", action="append", metavar="DIR", help="synthetic dataset folder (repeat for several)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    p.add_argument("--train-config", metavar="JSON", help="a saved config.json (flags given override it)")
+    p.add_argument("--init", metavar="W", help="weights whose D- and F-Net are kept (default: shipped)")
+    p.add_argument("--val", metavar="DIR", help="validation renders (with marks): relief r/slope and false relief while training")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--time-limit", dest="time_limit_min", type=float, metavar="MIN", help="stop after this many minutes")
+    p.add_argument("--batch", dest="batch_size", type=int)
+    p.add_argument("--patch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--max-samples", type=int, help="use at most this many samples")
+    p.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from df2net.train.relief import ReliefTrainConfig, train_relief
+
+    run = Path(args.out)
+    try:
+        if args.resume and (run / "config.json").is_file():
+            cfg = ReliefTrainConfig.load(run / "config.json")
+        elif args.train_config:
+            cfg = ReliefTrainConfig.load(Path(args.train_config))
+        elif args.data:
+            cfg = ReliefTrainConfig(data=list(args.data), out=str(run))
+        else:
+            print("df2net: error: give --data DIR (or --train-config, or --resume an existing RUN)", file=sys.stderr)
+            return 2
+        overrides = {
+            k: getattr(args, k)
+            for k in ("init", "val", "steps", "time_limit_min", "batch_size", "patch_size", "lr", "threads", "max_samples")
+            if getattr(args, k) is not None
+        }
+        if args.data and (args.train_config or args.resume):
+            overrides["data"] = list(args.data)
+        cfg = ReliefTrainConfig(**{**cfg.__dict__, **overrides, "out": str(run)})
+        path = train_relief(cfg, resume=args.resume, progress=not args.quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"df2net: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"relief Fr-Net written to {path}")
+    return 0

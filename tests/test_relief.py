@@ -1,0 +1,164 @@
+"""The relief Fr-Net: its high-pass operators, the network, the chain it sits in, and its training."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from df2net.model import MODEL_CONFIGS, build_model
+from df2net.model.relief import ReliefNet, highpass, input_mask, lowpass, relief_features
+
+RELIEF_CFG = replace(MODEL_CONFIGS["cpu"], name="cpu", finer_arch="relief", relief_channels=(4, 8, 8), depth_scale=255.0, depth_offset=255.0)
+
+
+def test_lowpass_matches_a_gaussian_of_the_same_sigma():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    x = gaussian_filter(rng.normal(size=(128, 128)), 3.0)
+    ours = lowpass(torch.from_numpy(x).float()[None, None], 4.0)[0, 0].numpy()
+    ref = gaussian_filter(x, 4.0, mode="constant")
+    inner = (slice(16, -16), slice(16, -16))
+    # Pooled on a 4x coarser grid: close to the Gaussian, not equal (a closer or wider sigma fits worse).
+    assert np.corrcoef(ours[inner].ravel(), ref[inner].ravel())[0, 1] > 0.995
+    assert np.abs(ours - ref)[inner].max() < 0.12 * np.abs(ref[inner]).max()
+    assert np.abs(ours - ref)[inner].max() < np.abs(ours - gaussian_filter(x, 5.0, mode="constant"))[inner].max()
+
+
+def test_highpass_removes_smooth_shape_and_keeps_a_groove():
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    plane = 0.3 * xx + 0.1 * yy
+    groove = -0.5 * torch.exp(-0.5 * ((xx - 64) / 1.0) ** 2)
+    mask = torch.ones(1, 1, 128, 128)
+    hp_plane = highpass(plane[None, None], mask, 4.0)[0, 0]
+    hp_both = highpass((plane + groove)[None, None], mask, 4.0)[0, 0]
+    inner = (slice(20, -20), slice(20, -20))
+    assert hp_plane[inner].abs().max() < 0.02
+    assert hp_both[inner][:, 44].min() < -0.3  # the groove (column 64 of the full grid) survives
+
+
+def test_relief_features_of_a_plain_tilted_face():
+    x = torch.full((1, 3, 64, 64), -1.0)
+    x[..., 8:56, 8:56] = 0.2  # a flat grey face on the black (masked-out) background
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    fine = (0.5 * xx)[None, None]
+    f = relief_features(x, fine, 4.0)
+    assert f.shape == (1, 7, 64, 64)
+    inner = (0, slice(None), slice(20, 44), slice(20, 44))
+    assert f[inner][3].abs().max() < 1e-3  # no luminance detail
+    assert f[inner][4].abs().max() < 1e-2  # no depth detail in a plane
+    assert torch.allclose(f[inner][5], torch.full((24, 24), 0.5), atol=1e-2)  # x slope
+    assert f[inner][6].abs().max() < 1e-2
+    assert torch.equal(input_mask(x)[0, 0, 8:56, 8:56], torch.ones(48, 48))
+
+
+def test_relief_net_output_is_detail_only_and_trains():
+    torch.manual_seed(0)
+    net = ReliefNet((4, 8, 8), 4.0)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    fine = torch.rand(2, 1, 64, 64) * 50
+    out = net(fine, x)
+    assert out.shape == (2, 1, 64, 64)
+    # High-passed: its own low-pass is about zero.
+    assert lowpass(out, 4.0)[..., 16:-16, 16:-16].abs().max() < 0.2 * out.abs().max() + 1e-6
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_detail()
+    assert net(fine, x).abs().max() == 0
+
+
+def test_chain_adds_the_relief_to_the_fine_depth_and_round_trips(tmp_path):
+    from df2net.model.weights import load_weights, save_weights
+
+    torch.manual_seed(1)
+    model = build_model(RELIEF_CFG).eval()
+    x = torch.rand(1, 3, 512, 512) * 2 - 1
+    with torch.inference_mode():
+        stages = model.forward_stages(x)
+        relief = model.FrNet(stages.fine * RELIEF_CFG.depth_scale, x)
+    assert torch.allclose(stages.finer, stages.fine + relief / RELIEF_CFG.depth_scale, atol=1e-6)
+    path = save_weights(model, RELIEF_CFG, tmp_path / "w.safetensors")
+    loaded = load_weights(path)
+    assert loaded.config.finer_arch == "relief" and loaded.config.relief_channels == (4, 8, 8)
+    with torch.inference_mode():
+        again = loaded.model.forward_stages(x)
+    assert torch.allclose(again.finer, stages.finer, atol=1e-6)
+
+
+def test_relief_config_is_checked():
+    with pytest.raises(ValueError, match="finer_base"):
+        replace(RELIEF_CFG, finer_base="dense")
+    with pytest.raises(ValueError, match="finer_arch"):
+        replace(RELIEF_CFG, finer_arch="nope")
+
+
+def _fake_sample(folder: Path, rng: np.random.Generator, marks: bool) -> None:
+    """A render-like sample: a dome with one groove, its colour shaded from the true normals."""
+    import json
+
+    from PIL import Image
+
+    from df2net.geometry import depth_to_normals
+
+    folder.mkdir(parents=True)
+    yy, xx = np.mgrid[0:512, 0:512].astype(np.float32)
+    mask = (xx - 256) ** 2 / 180**2 + (yy - 256) ** 2 / 220**2 < 1
+    base = np.where(mask, 150 * np.sqrt(np.clip(1 - (xx - 256) ** 2 / 200**2 - (yy - 256) ** 2 / 240**2, 0, 1)), 0).astype(np.float32)
+    groove = np.where(mask, -0.6 * np.exp(-0.5 * ((yy - 200 - rng.uniform(-20, 20)) / 1.2) ** 2), 0).astype(np.float32)
+    depth = base + groove
+    n = depth_to_normals(depth, mask)
+    shade = np.clip(0.3 + 0.7 * (n @ np.array([0.5, 0.3, 0.8]) / np.linalg.norm([0.5, 0.3, 0.8])), 0, 1)
+    img = (np.repeat(shade[..., None], 3, 2) * np.array([220, 170, 140]) * mask[..., None]).astype(np.uint8)
+    Image.fromarray(img).save(folder / "image.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "mask.png")
+    np.save(folder / "depth.npy", depth)
+    np.save(folder / "depth_base.npy", base)
+    np.save(folder / "normals.npy", n.astype(np.float16))
+    Image.fromarray((groove < -0.01).astype(np.uint8) * 255).save(folder / "detail_mask.png")
+    (folder / "landmarks.json").write_text(json.dumps({"crop": np.zeros((68, 2)).tolist()}))
+    (folder / "params.json").write_text(json.dumps({"kind": "synthetic", "px_per_mm": 2.0}))
+    if marks:
+        marked = img.copy()
+        dots = ((xx - 300) ** 2 + (yy - 320) ** 2 < 36) & mask
+        marked[dots] = (marked[dots] * 0.4).astype(np.uint8)
+        Image.fromarray(marked).save(folder / "image.png")
+        Image.fromarray(img).save(folder / "image_unmarked.png")
+        Image.fromarray(dots.astype(np.uint8) * 255).save(folder / "marks_mask.png")
+
+
+def test_train_relief_runs_resumes_and_ships_a_loadable_chain(tmp_path, random_weights):
+    from df2net.model.weights import load_model
+    from df2net.train.relief import ReliefTrainConfig, train_relief
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        _fake_sample(tmp_path / "data" / f"{i:06d}", rng, marks=i != 0)
+    _fake_sample(tmp_path / "val" / "000000", rng, marks=True)
+    cfg = ReliefTrainConfig(
+        data=[str(tmp_path / "data")],
+        out=str(tmp_path / "run"),
+        init=str(random_weights),
+        val=str(tmp_path / "val"),
+        channels=(4, 8, 8),
+        steps=6,
+        batch_size=2,
+        patch_size=64,
+        checkpoint_every=3,
+        log_every=3,
+        val_every=3,
+        threads=1,
+    )
+    path = train_relief(cfg, progress=False)
+    history = __import__("json").loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["step"] for h in history] == [3, 6]
+    assert "false_relief_um" in history[-1] and np.isfinite(history[-1]["relief_r"])
+    loaded = load_model(path)
+    assert loaded.config.finer_arch == "relief"
+    # Resume: the checkpoint's step count carries on to the new total.
+    path2 = train_relief(replace(cfg, steps=9), resume=True, progress=False)
+    history = __import__("json").loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["step"] for h in history] == [3, 6, 9] and path2 == path
