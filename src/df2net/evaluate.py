@@ -158,6 +158,7 @@ class SampleScores:
     relief_r: float = float("nan")
     relief_slope: float = float("nan")
     false_relief_um: float = float("nan")
+    false_shape_um: float = float("nan")
 
 
 @dataclass
@@ -179,6 +180,7 @@ class Row:
     relief_r: float = float("nan")
     relief_slope: float = float("nan")
     false_relief_um: float = float("nan")
+    false_shape_um: float = float("nan")
     relief_samples: int = 0
     marks_samples: int = 0
 
@@ -199,11 +201,12 @@ def score_sample(pred: np.ndarray, sample: Sample, pred_unmarked: np.ndarray | N
     eroded = _erode(mask, 3)
     detail = eroded & sample.detail_mask if sample.detail_mask is not None else np.zeros_like(mask)
     scale = sample.px_per_mm
-    relief_r = relief_slope = false_um = float("nan")
+    relief_r = relief_slope = false_um = false_shape = float("nan")
     if sample.depth_base is not None and sample.detail_mask is not None and sample.detail_mask.any():
         relief_r, relief_slope, _ = relief_scores(aligned, sample.depth, sample.depth_base, mask, sample.detail_mask)
     if pred_unmarked is not None and sample.has_marks and scale:
-        false_um = false_relief_um(pred, pred_unmarked, mask, sample.marks_mask, scale)
+        false_um = false_relief_um(pred, pred_unmarked, mask, sample.marks_mask, scale, sigma_px=ReliefConfig().sigma_px)
+        false_shape = false_relief_um(pred, pred_unmarked, mask, sample.marks_mask, scale)
     return SampleScores(
         depth_mae_px=err.mae,
         depth_rmse_px=err.rmse,
@@ -214,6 +217,7 @@ def score_sample(pred: np.ndarray, sample: Sample, pred_unmarked: np.ndarray | N
         relief_r=relief_r,
         relief_slope=relief_slope,
         false_relief_um=false_um,
+        false_shape_um=false_shape,
     )
 
 
@@ -250,12 +254,14 @@ TABLE_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("relief r", "relief_r", 2),
     ("relief slope", "relief_slope", 2),
     ("false relief µm", "false_relief_um", 0),
+    ("false shape µm", "false_shape_um", 0),
 )
 
 TABLE_NOTE = (
     "relief r / slope: correlation and amplitude slope of the high-passed (σ {sigma:g} px) aligned depth "
     "minus the true base against the true relief, near the relief where the base is smooth; "
-    "false relief µm: RMS depth added under albedo-only marks. Both are means over the samples "
+    "false relief µm: RMS of the high-passed (same σ) depth added under albedo-only marks; false shape µm: "
+    "the same without the high-pass (smooth bends included). All are means over the samples "
     "with that data (relief: {relief}, marks: {marks}); {missing} where there are none."
 )
 

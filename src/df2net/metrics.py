@@ -221,8 +221,13 @@ def false_relief_um(
     mask: np.ndarray,
     marks_mask: np.ndarray,
     px_per_mm: float,
+    sigma_px: float | None = None,
 ) -> float:
     """Depth that albedo-only marks (colour, no relief) add to a prediction: RMS in µm.
+
+    With ``sigma_px`` the difference is first high-passed (:func:`high_pass`, that sigma): the
+    false *relief*, in the band where wrinkles live; without it, the whole change of shape,
+    which for an image-to-depth network also holds broad, smooth bends under large marks.
 
     Rule: ``d = pred_marked - pred_unmarked`` (raw predictions from the image with and without the
     marks, same crop geometry, not aligned), minus its median over ``mask``; the RMS of ``d``
@@ -243,5 +248,7 @@ def false_relief_um(
     if not sel.any() or not px_per_mm or px_per_mm <= 0:
         return float("nan")
     d = np.asarray(pred_marked, np.float64) - np.asarray(pred_unmarked, np.float64)
+    if sigma_px:
+        d = high_pass(d, m, sigma_px)
     d = d - float(np.median(d[m]))
     return float(np.sqrt(np.mean(d[sel] ** 2)) / px_per_mm * 1000.0)

@@ -16,7 +16,8 @@ relief network trains on random patches:
   with and without the paint.
 
 Validation (``val`` dataset, marks on every face) reports the relief r / slope near the wrinkles
-and the false relief under the marks, both from :mod:`df2net.metrics`, every ``val_every`` steps;
+and the false relief under the marks (in the relief band), both from :mod:`df2net.metrics`, every
+``val_every`` steps;
 checkpoints every ``checkpoint_every`` steps and ``--resume`` continue a run.
 """
 
@@ -30,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from df2net.model.relief import highpass, input_mask, relief_features
@@ -254,11 +254,51 @@ def validate(chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float
                 rs.append(score.r)
                 slopes.append(score.slope)
         if "image_unmarked" in preds and "marks_mask" in s:
-            v = false_relief_um(preds["image"], preds["image_unmarked"], mask, s["marks_mask"], float(s["params"]["px_per_mm"]))
+            v = false_relief_um(preds["image"], preds["image_unmarked"], mask, s["marks_mask"], float(s["params"]["px_per_mm"]), sigma_px=sigma)
             if np.isfinite(v):
                 false.append(v)
     med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731
     return {"relief_r": med(rs), "relief_slope": med(slopes), "false_relief_um": med(false)}
+
+
+@torch.inference_mode()
+def calibrate_gain(
+    chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float, gains: tuple[float, ...], max_false_um: float
+) -> tuple[float, list[dict[str, float]]]:
+    """Pick the output gain on validation renders: the one whose relief slope is nearest 1 while
+    the false relief under marks stays at most ``max_false_um`` (the relief is linear in the gain).
+
+    Returns the gain and one row per gain (median r, slope, false relief).
+    """
+    from df2net.data.dataset import load_sample
+    from df2net.metrics import align_depth, false_relief_um, relief_scores
+
+    cached = []
+    for folder in folders:
+        s = load_sample(folder)
+        mask = s["mask"] & (s["depth"] != 0)
+        parts = {}
+        for key in ("image", "image_unmarked"):
+            if key in s:
+                fine, x = fine_depth_px(chain, s[key], mask)
+                relief = net.forward_features(relief_features(x, fine, sigma), input_mask(x))
+                parts[key] = (fine[0, 0].numpy(), relief[0, 0].numpy())
+        cached.append((s, mask, parts))
+    rows = []
+    for g in gains:
+        rs, slopes, false = [], [], []
+        for s, mask, parts in cached:
+            pred = {k: f + g * r for k, (f, r) in parts.items()}
+            score = relief_scores(align_depth(pred["image"], s["depth"], mask), s["depth"], s["depth_base"], mask, s["detail_mask"])
+            if np.isfinite(score.r):
+                rs.append(score.r)
+                slopes.append(score.slope)
+            if "image_unmarked" in pred and "marks_mask" in s:
+                false.append(false_relief_um(pred["image"], pred["image_unmarked"], mask, s["marks_mask"], float(s["params"]["px_per_mm"]), sigma_px=sigma))
+        rows.append({"gain": g, "relief_r": float(np.nanmedian(rs)), "relief_slope": float(np.nanmedian(slopes)), "false_relief_um": float(np.nanmedian(false))})
+    ok = [r for r in rows if r["false_relief_um"] <= max_false_um] or rows[:1]
+    best = min(ok, key=lambda r: abs(r["relief_slope"] - 1.0))
+    return float(best["gain"]), rows
 
 
 def _save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, elapsed: float, history: list) -> None:
@@ -268,8 +308,10 @@ def _save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimize
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "history": history}, tmp)
 
 
-def export_weights(chain: Any, net: torch.nn.Module, cfg: ReliefTrainConfig, path: Path, extra: dict[str, Any] | None = None) -> Path:
-    """The full chain (init's D and F, this relief network) as a df2net weights file."""
+def export_weights(
+    chain: Any, net: torch.nn.Module, cfg: ReliefTrainConfig, path: Path, extra: dict[str, Any] | None = None, gain: float = 1.0
+) -> Path:
+    """The full chain (init's D and F, this relief network, its output ``gain``) as a df2net weights file."""
     from df2net.model import build_model
     from df2net.model.weights import save_weights
 
@@ -279,10 +321,12 @@ def export_weights(chain: Any, net: torch.nn.Module, cfg: ReliefTrainConfig, pat
         finer_base="fine",
         relief_channels=tuple(cfg.channels),
         relief_sigma=cfg.sigma,
+        relief_gain=float(gain),
     )
     model = build_model(model_cfg)
     state = {k: v for k, v in chain.model.state_dict().items() if not k.startswith("FrNet.")}
     state.update({f"FrNet.{k}": v for k, v in net.state_dict().items()})
+    model.FrNet.gain = float(gain)
     model.load_state_dict(state, strict=True)
     recipe = {"stage": "finer (relief)", "train_config": asdict(cfg), "init": str(cfg.init) if cfg.init else "shipped"}
     return save_weights(model, model_cfg, path, recipe=recipe, extra=extra)
