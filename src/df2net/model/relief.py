@@ -5,9 +5,11 @@ log-luminance (shading ratios are albedo-independent where the albedo is smooth;
 the high-pass of F-Net's depth (what the fine stage already pressed into the surface) and the
 slopes of F-Net's smooth depth (where the light comes from, relative to the surface). Its output
 is high-passed again with the same operator, so it can only add or remove detail at scales of
-about ``sigma`` pixels and never bends the coarse face:
+about ``sigma`` pixels and never bends the coarse face. Beside the relief it predicts a gate
+``k`` in [0, 1] that keeps F-Net's own detail band where it is structure (nose, eyelids, lips) and
+drops it where it is F-Net's texture or the image's colour pressed in (smooth skin):
 
-    finer = fine + hp(ReliefNet(features))
+    finer = fine + hp(gain * relief) - (1 - k) * hp(fine)
 
 It is trained (``df2net train --stage finer`` with a relief config) to make
 ``hp(finer - true base)`` the true relief of the renders, with albedo-only marks painted on many
@@ -118,12 +120,12 @@ class _ConvPair(nn.Sequential):
 
 
 class ReliefNet(nn.Module):
-    """``(fine_px (B, 1, H, W), x (B, 3, H, W)) -> relief (B, 1, H, W)`` in pixels, high-passed.
+    """``(fine_px (B, 1, H, W), x (B, 3, H, W)) -> detail change (B, 1, H, W)`` in pixels.
 
     A U-Net over :func:`relief_features` with ``len(channels)`` levels (two 3x3 convolutions per
     encoder level, one per decoder level; H and W multiples of ``2 ** (levels - 1)``), bilinear
-    upsampling (no checkerboard) and a linear 1x1 head, whose
-    output times ``gain`` is high-passed at ``sigma`` inside the face mask.
+    upsampling (no checkerboard) and a 1x1 head of two maps: the relief, times ``gain`` and
+    high-passed at ``sigma`` inside the face mask, and the gate logit (see the module docstring).
     """
 
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64), sigma: float = 4.0, gain: float = 1.0) -> None:
@@ -141,7 +143,7 @@ class ReliefNet(nn.Module):
         for c_skip in reversed(channels[:-1]):
             self.up.append(nn.Sequential(nn.Conv2d(cin + c_skip, c_skip, 3, padding=1), nn.LeakyReLU(0.1)))
             cin = c_skip
-        self.head = nn.Conv2d(cin, 1, 1)
+        self.head = nn.Conv2d(cin, 2, 1)  # relief (pixels) and the gate's logit
 
     @property
     def divisor(self) -> int:
@@ -149,9 +151,10 @@ class ReliefNet(nn.Module):
 
     @torch.no_grad()
     def zero_detail(self) -> None:
-        """Zero the head, so the relief is exactly 0 until trained."""
+        """Start at F-Net's depth: no relief, and the gate keeping F-Net's detail (k = 0.98)."""
         self.head.weight.zero_()
         self.head.bias.zero_()
+        self.head.bias[1] = 4.0
 
     def forward_features(self, features: Tensor, mask: Tensor) -> Tensor:
         """The relief ``(B, 1, H, W)`` in pixels from precomputed :func:`relief_features`."""
@@ -167,8 +170,10 @@ class ReliefNet(nn.Module):
         for block, skip in zip(self.up, reversed(skips[:-1])):
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], dim=1))
-        out = self.head(h) * self.gain
-        return highpass(out, mask, self.sigma)
+        head = self.head(h)
+        relief = highpass(head[:, 0:1] * self.gain, mask, self.sigma)
+        drop = 1.0 - torch.sigmoid(head[:, 1:2])
+        return relief - drop * features[:, 4:5] * mask
 
     def forward(self, fine_px: Tensor, x: Tensor) -> Tensor:
         """The relief in pixels for F-Net's depth ``fine_px`` and the masked crop ``x``."""

@@ -265,30 +265,31 @@ def validate(chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float
 def calibrate_gain(
     chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float, gains: tuple[float, ...], max_false_um: float
 ) -> tuple[float, list[dict[str, float]]]:
-    """Pick the output gain on validation renders: the one whose relief slope is nearest 1 while
-    the false relief under marks stays at most ``max_false_um`` (the relief is linear in the gain).
+    """Pick the relief's output gain on validation renders: the one whose relief slope is nearest 1
+    while the false relief under marks stays at most ``max_false_um``.
 
     Returns the gain and one row per gain (median r, slope, false relief).
     """
     from df2net.data.dataset import load_sample
     from df2net.metrics import align_depth, false_relief_um, relief_scores
 
-    cached = []
+    samples = []
     for folder in folders:
         s = load_sample(folder)
         mask = s["mask"] & (s["depth"] != 0)
-        parts = {}
+        inputs = {}
         for key in ("image", "image_unmarked"):
             if key in s:
                 fine, x = fine_depth_px(chain, s[key], mask)
-                relief = net.forward_features(relief_features(x, fine, sigma), input_mask(x))
-                parts[key] = (fine[0, 0].numpy(), relief[0, 0].numpy())
-        cached.append((s, mask, parts))
+                inputs[key] = (fine, relief_features(x, fine, sigma), input_mask(x))
+        samples.append((s, mask, inputs))
     rows = []
+    saved_gain = net.gain
     for g in gains:
+        net.gain = float(g)  # scales the relief, not the gate
         rs, slopes, false = [], [], []
-        for s, mask, parts in cached:
-            pred = {k: f + g * r for k, (f, r) in parts.items()}
+        for s, mask, inputs in samples:
+            pred = {k: (f + net.forward_features(feats, m))[0, 0].numpy() for k, (f, feats, m) in inputs.items()}
             score = relief_scores(align_depth(pred["image"], s["depth"], mask), s["depth"], s["depth_base"], mask, s["detail_mask"])
             if np.isfinite(score.r):
                 rs.append(score.r)
@@ -296,6 +297,7 @@ def calibrate_gain(
             if "image_unmarked" in pred and "marks_mask" in s:
                 false.append(false_relief_um(pred["image"], pred["image_unmarked"], mask, s["marks_mask"], float(s["params"]["px_per_mm"]), sigma_px=sigma))
         rows.append({"gain": g, "relief_r": float(np.nanmedian(rs)), "relief_slope": float(np.nanmedian(slopes)), "false_relief_um": float(np.nanmedian(false))})
+    net.gain = saved_gain
     ok = [r for r in rows if r["false_relief_um"] <= max_false_um] or rows[:1]
     best = min(ok, key=lambda r: abs(r["relief_slope"] - 1.0))
     return float(best["gain"]), rows
@@ -305,7 +307,8 @@ def _save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimize
     from df2net.io import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "history": history}, tmp)
+        # The history travels as JSON text, so the checkpoint loads with weights_only=True.
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "history": json.dumps(history)}, tmp)
 
 
 def export_weights(
@@ -356,7 +359,7 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
         ckpt = torch.load(ckpt_path, weights_only=True)
         net.load_state_dict(ckpt["net"])
         opt.load_state_dict(ckpt["opt"])
-        step, elapsed, history = int(ckpt["step"]), float(ckpt["elapsed"]), list(ckpt["history"])
+        step, elapsed, history = int(ckpt["step"]), float(ckpt["elapsed"]), list(json.loads(ckpt["history"]))
         rng = np.random.default_rng([cfg.seed, step])
 
     val_folders = _sample_folders([cfg.val])[: cfg.val_samples] if cfg.val else []
