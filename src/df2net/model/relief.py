@@ -151,10 +151,10 @@ class ReliefNet(nn.Module):
 
     @torch.no_grad()
     def zero_detail(self) -> None:
-        """Start at F-Net's depth: no relief, and the gate keeping F-Net's detail (k = 0.98)."""
+        """Start with no relief and the gate half open (k = 0.5, where its gradient is largest:
+        a nearly closed start, k = 0.98, left it stuck there)."""
         self.head.weight.zero_()
         self.head.bias.zero_()
-        self.head.bias[1] = 4.0
 
     def forward_features(self, features: Tensor, mask: Tensor) -> Tensor:
         """The relief ``(B, 1, H, W)`` in pixels from precomputed :func:`relief_features`."""

@@ -4,8 +4,8 @@ D-Net and F-Net stay frozen (they come from ``init``); their fine depth of every
 is computed once, with the relief network's input features, and cached in memory. Then the
 relief network trains on random patches:
 
-- target: where the true base surface is smooth (the rule of :func:`df2net.metrics.relief_region`,
-  softened), ``hp(depth_true - fine)``, the detail band (below ``sigma``) of what F-Net got wrong
+- target: where the true base surface is smooth (its local high-pass RMS,
+  :func:`df2net.metrics.base_roughness`, under ``smooth_base_px``), ``hp(depth_true - fine)``, the detail band (below ``sigma``) of what F-Net got wrong
   there: the true relief it missed, minus the false relief it pressed in from the image's colour;
   elsewhere (nose, eyes, lips, where F-Net's structural error in that band is pixels, ten times the
   relief) ``hp(depth_true - base)``, the relief alone, so those errors do not drown the wrinkles;
@@ -57,6 +57,11 @@ class ReliefTrainConfig:
     min_lr_ratio: float = 0.05
     gradient_weight: float = 0.5
     detail_boost: float = 3.0
+    # F-Net's own detail band is replaced by the target where the true base's local high-pass RMS
+    # is under the first value (px), kept (only the relief added) above the second; in between,
+    # a linear blend. Near the nose, eye sockets and lips F's structural error is pixels.
+    smooth_base_px: tuple[float, float] = (0.5, 1.0)
+    border_px: int = 8  # the loss ignores this much of the mask border (one-sided high-pass)
     marks_boost: float = 4.0
     seed: int = 0
     threads: int | None = None
@@ -80,8 +85,9 @@ class ReliefTrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown relief-training fields: {', '.join(unknown)}")
-        if "channels" in data:
-            data["channels"] = tuple(data["channels"])
+        for key in ("channels", "smooth_base_px"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -140,11 +146,11 @@ def _items_for_sample(chain: Any, folder: Path, cfg: ReliefTrainConfig) -> list[
     m_t = torch.from_numpy(mask.astype(np.float32))[None, None]
     depth = torch.from_numpy(s["depth"].astype(np.float32))[None, None]
     base = torch.from_numpy(s["depth_base"].astype(np.float32))[None, None]
-    thr = ReliefConfig().base_hp_max_px
-    smooth = np.clip((2.0 * thr - base_roughness(s["depth_base"], mask)) / thr, 0.0, 1.0)
+    lo, hi = cfg.smooth_base_px
+    smooth = np.clip((hi - base_roughness(s["depth_base"], mask, ReliefConfig())) / max(hi - lo, 1e-6), 0.0, 1.0)
     smooth_t = torch.from_numpy(smooth.astype(np.float32))[None, None]
     relief = highpass(depth - base, m_t, cfg.sigma)
-    weight = _erode(mask, 3).astype(np.float32)
+    weight = _erode(mask, cfg.border_px).astype(np.float32)
     if "detail_mask" in s:
         weight = weight * np.where(_dilate(s["detail_mask"], 4), cfg.detail_boost, 1.0)
     if "marks_mask" in s:
@@ -390,7 +396,7 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
             break
         share = max(step / cfg.steps, elapsed / limit_s if limit_s else 0.0)
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * _lr_factor(step, cfg, share)
+            g["lr"] = float(cfg.lr * _lr_factor(step, cfg, share))
         feats, mask, target, weight = _batch(items, cfg, rng)
         pred = net.forward_features(feats, mask)
         loss, parts = relief_loss(pred, target * mask, weight * mask, cfg.gradient_weight)
