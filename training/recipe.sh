@@ -50,5 +50,18 @@ $DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_plain --
   --plain-skin 0.7 --detail-gain 1.5 --texture-cache data/fits_demo/textures --workers 2
 $DF2NET train --train-config training/finer4.json --out runs/finer4 "$@"
 
-# 6. Ship it.
-cp runs/finer4/final.safetensors src/df2net/weights/df2net_cpu.safetensors
+# 6. The relief Fr-Net (the finer stage of the shipped file): renders with plain skin, albedo-only
+#    marks (each also rendered without them), strong side/top light and deeper folds; D and F of
+#    finer4 frozen; 33 minutes on the 2-core CPU. (The shipped run used the 193 training renders made
+#    by the time training started: make-data was stopped there; validation: 24 renders of seed 4300.)
+$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_relief_val --seed 4300 --count 24 \
+  --plain-skin 1.0 --marks 1.0 --strong-light 0.35 --fold-gain 1.7 --texture-cache data/fits_demo/textures --workers 2
+$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_relief --seed 500 --count 200 \
+  --plain-skin 0.8 --marks 0.7 --strong-light 0.35 --fold-gain 1.7 --texture-cache data/fits_demo/textures --workers 2
+$DF2NET train-relief --train-config training/relief.json --out runs/relief
+
+# 7. Ship it; evaluate on held-out renders with marks (seed 7100).
+cp runs/relief/final.safetensors src/df2net/weights/df2net_cpu.safetensors
+$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_relief_eval --seed 7100 --count 30 \
+  --plain-skin 1.0 --marks 1.0 --strong-light 0.35 --fold-gain 1.7 --texture-cache data/fits_demo/textures
+$DF2NET evaluate data/synth_relief_eval -o docs/evaluation_relief --save-depth
