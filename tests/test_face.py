@@ -113,12 +113,12 @@ def make_detection(box=(100.0, 100.0, 300.0, 300.0), landmarks=None) -> FaceDete
 
 def test_square_crop_box_geometry():
     det = make_detection((100.0, 100.0, 300.0, 300.0))  # side 200, centre (200, 200)
-    x0, y0, side = square_crop_box(det, CropConfig(scale=2.0, shift_up=0.1))
+    x0, y0, side, angle = square_crop_box(det, CropConfig(scale=2.0, shift_up=0.1))
+    assert angle == 0.0  # an upright face: the crop is not turned
     assert side == pytest.approx(400.0)
     assert x0 == pytest.approx(0.0)  # 200 - 400 / 2
     assert y0 == pytest.approx(-20.0)  # centre moved up by 20, then - 200
-    x0, y0, side = square_crop_box(det, CropConfig(scale=1.5, shift_up=0.0))
-    assert (x0, y0, side) == pytest.approx((50.0, 50.0, 300.0))
+    assert square_crop_box(det, CropConfig(scale=1.5, shift_up=0.0)) == pytest.approx((50.0, 50.0, 300.0, 0.0))
 
 
 def test_crop_transforms_round_trip():

@@ -31,6 +31,45 @@ MIN_FACE_SCORE: float = 0.3
 
 
 @dataclass(frozen=True)
+class DetectConfig:
+    """How :mod:`df2net.detect` finds faces (numbers from ``benchmarks/detectors.py``).
+
+    ``detector`` names an entry of :data:`df2net.detect.DETECTORS`: ``"auto"`` (dlib's HOG
+    detector proposes candidates at a low score, each is turned upright by its landmarks and
+    confirmed by dlib's CNN detector), ``"hog"`` (HOG alone, score ``MIN_FACE_SCORE``) or
+    ``"cnn"`` (the CNN over the whole photo: slow).
+
+    The HOG search is scaled so a face of ``search_size`` pixels (box side) is found, but scans
+    at most ``max_search_pixels``: a bigger photo is searched for somewhat larger faces only. A
+    photo whose longer side is under ``upsample_below_side`` is searched at twice its size (cheap
+    there, and HOG's boxes, which come in 20 % steps, are then those the crop rule was tuned on
+    and the shipped weights were trained with).
+    ``roll_copies`` are extra HOG searches of the photo turned by those angles (degrees), at a
+    coarse scale that finds faces from ``roll_copy_size`` pixels; they catch faces rolled past
+    what the upright search proposes (about 45 degrees). A face whose eye line is turned more
+    than ``relevel_deg`` from the frame it was found in gets its box and landmarks again in the
+    eye-level frame. ``verify_box`` is the face box side (pixels) the CNN sees a candidate at,
+    ``verify_score`` the CNN confidence it must reach, ``verify_min_hog`` the HOG score (in the
+    eye-level frame) a candidate needs to be shown to the CNN at all. A confirmed face HOG scored
+    below ``probe_below`` is looked for in frames turned further (it may be rolled more than its
+    first landmarks show).
+    """
+
+    detector: str = "auto"
+    search_size: int = 40
+    max_search_pixels: int = 5_000_000
+    upsample_below_side: int = 1000
+    candidate_score: float = -1.0
+    roll_copies: tuple[float, ...] = ()
+    roll_copy_size: int = 100
+    relevel_deg: float = 10.0
+    verify_box: int = 80
+    verify_score: float = 0.3
+    verify_min_hog: float = -0.5
+    probe_below: float = 0.5
+
+
+@dataclass(frozen=True)
 class CropConfig:
     """How the square crop is placed around a detected face box.
 

@@ -28,7 +28,7 @@ FORMATS: dict[str, str] = {
     "obj": "mesh.obj + mesh.mtl + mesh.png (texture)",
     "glb": "mesh.glb (binary glTF, texture embedded)",
     "preview": "preview.png (shaded mesh from the front and a side, and the crop)",
-    "metadata": "metadata.json (boxes, landmarks, timings, versions)",
+    "metadata": "metadata.json (detector and score, boxes, crop rotation, landmarks, timings, versions)",
 }
 ALL_FORMATS: frozenset[str] = frozenset(FORMATS)
 
@@ -141,14 +141,21 @@ def _write_preview(face: FaceResult, folder: Path) -> None:
 
 
 def _write_metadata(face: FaceResult, folder: Path, write_timings: dict[str, float]) -> None:
+    """metadata.json. The crop is turned by ``crop_rotation_deg`` in the photo (df2net.cropbox);
+    ``crop_to_image`` is the 2x3 matrix taking crop pixel ``(u, v, 1)`` to photo pixels."""
     import dlib
     import torch
+
+    from df2net.cropbox import crop_affine
 
     meta = {
         "source": face.source,
         "face_index": face.index,
+        "detection": face.detection,  # detector name, deciding score, score of each stage, angle
         "box_xyxy": [round(float(v), 2) for v in face.box],
-        "crop_box_xy_side": [round(float(v), 2) for v in face.crop_box],
+        "crop_box_xy_side": [round(float(v), 2) for v in face.crop_box[:3]],
+        "crop_rotation_deg": round(float(face.crop_box[3]) if len(face.crop_box) > 3 else 0.0, 3),
+        "crop_to_image": np.round(crop_affine(face.crop_box, int(face.crop.shape[0])), 6).tolist(),
         "crop_size": int(face.crop.shape[0]),
         "landmarks_image": np.round(face.landmarks_image, 2).tolist(),
         "landmarks_crop": np.round(face.landmarks, 2).tolist(),

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from df2net import config as _config
 from df2net.config import CropConfig, MaskConfig
+from df2net.cropbox import as_crop_box
 from df2net.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,11 +51,12 @@ class FaceResult:
     mask: np.ndarray  # (S, S) bool
     landmarks: np.ndarray  # (68, 2) float32, crop frame
     landmarks_image: np.ndarray  # (68, 2) float32, image frame
-    box: np.ndarray  # (4,) x0, y0, x1, y1 of the detection, image frame
-    crop_box: tuple[float, float, float]  # x0, y0, side of the square crop, image frame
+    box: np.ndarray  # (4,) x0, y0, x1, y1 of the detection, upright in the frame turned by crop_box[3]
+    crop_box: tuple[float, float, float, float]  # x0, y0, side, angle (deg) of the crop (df2net.cropbox)
     stages: dict[str, np.ndarray]
     timings: dict[str, float] = field(default_factory=dict)
     model_info: dict[str, str] = field(default_factory=dict)
+    detection: dict[str, object] = field(default_factory=dict)  # detector, score, scores, angle_deg
 
     @classmethod
     def from_crop(
@@ -73,10 +77,16 @@ class FaceResult:
             landmarks=crop.landmarks.astype(np.float32),
             landmarks_image=crop.detection.landmarks.astype(np.float32),
             box=np.asarray(crop.detection.box, dtype=np.float32),
-            crop_box=tuple(float(v) for v in crop.crop_box),
+            crop_box=tuple(float(v) for v in as_crop_box(crop.crop_box)),
             stages={name: _normalise_depth(depths[name], crop.mask) for name in STAGES},
             timings=dict(timings),
             model_info=dict(model_info),
+            detection={
+                "detector": crop.detection.detector,
+                "score": round(float(crop.detection.score), 4),
+                "scores": dict(crop.detection.scores),
+                "angle_deg": round(float(crop.detection.angle), 3),
+            },
         )
 
     @property
@@ -165,6 +175,9 @@ class Reconstructor:
         max_batch: faces of one photo run through the network together, this many at a time.
         backend: what runs the network (:mod:`df2net.backends`): ``"auto"`` (ONNX Runtime on the
             CPU when installed, else PyTorch), ``"torch"`` or ``"onnxruntime"``.
+        detector: how faces are found (:data:`df2net.detect.DETECTORS`): ``"auto"`` (HOG
+            candidates confirmed by dlib's CNN), ``"hog"`` or ``"cnn"``.
+        min_face_size: faces whose box side is below this many pixels are refused as too small.
     """
 
     def __init__(
@@ -175,6 +188,8 @@ class Reconstructor:
         mask_config: MaskConfig = MaskConfig(),
         max_batch: int = 4,
         backend: str = "auto",
+        detector: str = "auto",
+        min_face_size: int = _config.MIN_FACE_SIZE,
     ) -> None:
         from df2net.backends import make_backend, resolve_backend
         from df2net.face import FaceDetector
@@ -186,13 +201,14 @@ class Reconstructor:
         self.model = loaded.model
         self.model_config = loaded.config
         self.backend = make_backend(loaded, backend, self.device)
+        weights_path = getattr(loaded, "path", None) or weights
         self.model_info = {
-            "weights": str(loaded.path) if getattr(loaded, "path", None) else str(weights),
+            "weights": Path(weights_path).name if weights_path else "",  # file name only, never a path
             "config": self.model_config.name,
             "sha256": str(loaded.metadata.get("sha256", "")),
             "backend": self.backend.name,
         }
-        self.detector = FaceDetector()
+        self.detector = FaceDetector(min_face_size=min_face_size, detector=detector)
         self.crop_config = crop_config
         self.mask_config = mask_config
         self.max_batch = max_batch
@@ -203,14 +219,25 @@ class Reconstructor:
         Raises :class:`~df2net.errors.InputError` naming the source when the file cannot be read
         or holds no usable face.
         """
+        crops, source, timings = self.crop_faces(image, source)
+        return self.reconstruct_crops(crops, source, timings)
+
+    def crop_faces(
+        self, image: np.ndarray | str | Path, source: str | None = None
+    ) -> tuple[list[FaceCrop], str, dict[str, float]]:
+        """The part of :meth:`__call__` before the network: load ``image`` and cut out its faces.
+
+        Returns the crops, the source name and the timings so far (``load_s``,
+        ``detect_crop_s``); raises :class:`~df2net.errors.InputError` as :meth:`__call__` does.
+        """
         from df2net.face import detect_and_crop
         from df2net.io import load_image
 
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         if isinstance(image, (str, Path)):
-            loaded = load_image(image)
-            rgb, source = loaded.rgb, source or str(image)
+            source = source or str(image)
+            rgb = load_image(image, source=source).rgb
         else:
             rgb, source = _as_rgb(image, source or "<array>"), source or "<array>"
         timings["load_s"] = time.perf_counter() - t0
@@ -220,7 +247,7 @@ class Reconstructor:
             rgb, source, detector=self.detector, crop_cfg=self.crop_config, mask_cfg=self.mask_config
         )
         timings["detect_crop_s"] = time.perf_counter() - t0
-        return self.reconstruct_crops(crops, source, timings)
+        return crops, source, timings
 
     def predict_depth(self, crops: list[FaceCrop]) -> dict[str, np.ndarray]:
         """Depth of each stage for crops, ``{stage: (B, S, S)}`` in crop pixels, batched."""
@@ -238,15 +265,32 @@ class Reconstructor:
         self, crops: list[FaceCrop], source: str, timings: dict[str, float] | None = None
     ) -> list[FaceResult]:
         """Run the network on already-made crops (one batch per photo) and wrap the results."""
-        timings = dict(timings or {})
+        return self.reconstruct_batch([(crops, source, dict(timings or {}))])[0]
+
+    def reconstruct_batch(
+        self, photos: Sequence[tuple[list[FaceCrop], str, dict[str, float]]]
+    ) -> list[list[FaceResult]]:
+        """Run the network over the faces of several photos at once and wrap them per photo.
+
+        ``photos`` holds ``(crops, source, timings)`` as :meth:`crop_faces` returns them; the
+        faces of all of them go through :meth:`predict_depth` together (``max_batch`` at a time),
+        and each photo's ``network_s`` is its faces' share of the time.
+        """
+        every_crop = [crop for crops, _, _ in photos for crop in crops]
         t0 = time.perf_counter()
-        depths = self.predict_depth(crops)
-        timings["network_s"] = time.perf_counter() - t0
-        per_face = {k: v / max(len(crops), 1) for k, v in timings.items()}
-        results = []
-        for i, crop in enumerate(crops):
-            depth_i = {name: depths[name][i] for name in STAGES}
-            results.append(FaceResult.from_crop(crop, i, source, depth_i, per_face, self.model_info))
+        depths = self.predict_depth(every_crop) if every_crop else {}
+        network_per_face = (time.perf_counter() - t0) / max(len(every_crop), 1)
+        results: list[list[FaceResult]] = []
+        first = 0
+        for crops, source, timings in photos:
+            photo_timings = {**timings, "network_s": network_per_face * len(crops)}
+            per_face = {k: v / max(len(crops), 1) for k, v in photo_timings.items()}
+            faces = []
+            for i, crop in enumerate(crops):
+                depth_i = {name: depths[name][first + i] for name in STAGES}
+                faces.append(FaceResult.from_crop(crop, i, source, depth_i, per_face, self.model_info))
+            first += len(crops)
+            results.append(faces)
         return results
 
 

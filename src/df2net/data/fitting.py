@@ -123,13 +123,15 @@ def project_with_pose(vertices: np.ndarray, pose: Any, width: int, height: int) 
     return screen, scale
 
 
-def to_crop_frame(screen: np.ndarray, crop_box: tuple[float, float, float], size: int) -> np.ndarray:
+def to_crop_frame(screen: np.ndarray, crop_box: tuple[float, ...], size: int) -> np.ndarray:
     """Image-pixel vertices ``(u, v, z)`` to the crop frame; z scaled like u and v.
 
-    Uses :func:`df2net.face.image_to_crop` (crop pixel centres), so a mesh projected with it lines
-    up with :func:`df2net.face.crop_face`'s image.
+    ``crop_box`` is ``(x0, y0, side[, angle])``: (u, v) are turned with a turned crop (about the
+    view axis, so z is unchanged but for the scale). Uses :func:`df2net.cropbox.image_to_crop`
+    (crop pixel centres), so a mesh projected with it lines up with
+    :func:`df2net.face.crop_face`'s image.
     """
-    from df2net.face import image_to_crop
+    from df2net.cropbox import image_to_crop
 
     s = np.asarray(screen, np.float64)
     out = np.empty_like(s)
@@ -162,7 +164,7 @@ def fit_photo_sample(
     """
     from df2net import config
     from df2net.data.sfm import DEPTH_OFFSET_MM, model_subdivision
-    from df2net.data.synthetic import Sample
+    from df2net.data.sample import Sample
     from df2net.errors import InputError
     from df2net.face import crop_face, default_detector
     from df2net.geometry import depth_to_normals, smooth_depth

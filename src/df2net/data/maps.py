@@ -13,14 +13,17 @@ import numpy as np
 __all__ = ["warp_to_crop", "warp_depth_to_crop", "sample_bilinear"]
 
 
-def _crop_grid(crop_box: tuple[float, float, float], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image coordinates ``(u, v)`` of every crop pixel centre, each ``(size, size)``."""
-    from df2net.face import crop_to_image
+def _crop_grid(crop_box: tuple[float, ...], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image coordinates ``(u, v)`` of every crop pixel centre, each ``(size, size)``.
 
-    idx = np.arange(size, dtype=np.float64)
-    u = crop_to_image(np.stack([idx, np.zeros(size)], 1), crop_box, size)[:, 0]
-    v = crop_to_image(np.stack([np.zeros(size), idx], 1), crop_box, size)[:, 1]
-    return np.broadcast_to(u[None, :], (size, size)), np.broadcast_to(v[:, None], (size, size))
+    ``crop_box`` is ``(x0, y0, side[, angle])`` (:mod:`df2net.cropbox`): a turned crop's grid is
+    turned with it, so a map warped with it lines up with :func:`df2net.face.crop_face`'s image.
+    """
+    from df2net.cropbox import crop_to_image
+
+    vv, uu = np.mgrid[0:size, 0:size].astype(np.float64)
+    pts = crop_to_image(np.stack([uu, vv], axis=-1), crop_box, size)
+    return pts[..., 0], pts[..., 1]
 
 
 def warp_to_crop(
@@ -35,7 +38,7 @@ def warp_to_crop(
 
     Args:
         values: the map; any dtype for ``"nearest"``, float for ``"bilinear"``.
-        crop_box: ``(x0, y0, side)`` of the crop in the map's pixels.
+        crop_box: ``(x0, y0, side[, angle])`` of the crop in the map's pixels.
         size: crop side in pixels.
         valid: ``(H, W)`` bool, where ``values`` is defined (None: everywhere).
         mode: ``"nearest"`` (masks, indices) or ``"bilinear"`` (depth, normals, UVs): a crop

@@ -202,11 +202,26 @@ def occlude(img: torch.Tensor, rng: np.random.Generator, max_count: int, max_siz
     return img
 
 
+def low_resolution(img: torch.Tensor, scale: float) -> torch.Tensor:
+    """``(3, H, W)`` RGB shrunk to ``scale`` of its side (area-correct) and enlarged back (bicubic).
+
+    What inference does to a small face: a face box of ``scale * H / 2`` pixels in the photo is
+    enlarged into the crop (whose side is twice the box).
+    """
+    h, w = img.shape[-2:]
+    small = (max(1, round(h * scale)), max(1, round(w * scale)))
+    x = F.interpolate(img[None], size=small, mode="area")
+    x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+    return x[0].clamp(0.0, 1.0)
+
+
 def photometric(img: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
     """Random photometric changes of ``(3, H, W)`` RGB in [0, 1]; returns a new tensor in [0, 1].
 
     In order: lighting tint (per-channel gain), brightness, contrast, saturation, hue, gamma,
-    Gaussian blur, occluding rectangles, Gaussian noise, JPEG re-encoding.
+    Gaussian blur, occluding rectangles, Gaussian noise, JPEG re-encoding, and last (with
+    ``cfg.lowres_prob``) :func:`low_resolution`, so a small face's noise and JPEG blocks are
+    enlarged with it.
     """
     x = img.clone()
     x = x * torch.tensor(1.0 + rng.uniform(-cfg.tint, cfg.tint, 3), dtype=x.dtype).view(3, 1, 1)
@@ -227,6 +242,8 @@ def photometric(img: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig)
     x = x.clamp(0.0, 1.0)
     if rng.random() < cfg.jpeg_prob:
         x = jpeg_roundtrip(x, int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
+    if cfg.lowres_prob > 0 and rng.random() < cfg.lowres_prob:  # drawn only when on: old runs replay
+        x = low_resolution(x, rng.uniform(*cfg.lowres_scale))
     return x
 
 

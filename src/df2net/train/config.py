@@ -139,6 +139,10 @@ class AugmentConfig:
     occlusion_prob: float = 0.2
     occlusion_max: int = 2
     occlusion_size: float = 0.3
+    # A small face: the input shrunk to a random share of its side in this range, then enlarged
+    # back (bicubic), as inference enlarges a face under ~160 px into the crop. Off by default.
+    lowres_prob: float = 0.0
+    lowres_scale: tuple[float, float] = (0.25, 0.6)
 
     @classmethod
     def off(cls) -> AugmentConfig:

@@ -42,6 +42,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 import df2net  # noqa: E402
 from df2net import config  # noqa: E402
+from df2net.cropbox import box_corners  # noqa: E402
 from df2net.errors import InputError  # noqa: E402
 from df2net.reconstruct import STAGES, FaceResult, Reconstructor  # noqa: E402
 
@@ -91,7 +92,8 @@ def draw_face_boxes(rgb: np.ndarray, boxes: list[np.ndarray], max_side: int = 12
 
     Args:
         rgb: ``(H, W, 3)`` uint8 photo.
-        boxes: ``(4,)`` boxes ``x0, y0, x1, y1`` in the photo's pixels.
+        boxes: ``(4,)`` boxes ``x0, y0, x1, y1``, or ``(4, 2)`` corners of a turned box (a face
+            whose crop is turned so its eyes are level), in the photo's pixels.
         max_side: the picture is shrunk to fit this side first (it is only for looking at).
 
     Returns:
@@ -105,9 +107,14 @@ def draw_face_boxes(rgb: np.ndarray, boxes: list[np.ndarray], max_side: int = 12
     line = max(2, round(max(image.size) / 320))
     font = _font(max(14, round(max(image.size) / 28)))
     for i, box in enumerate(boxes):
-        x0, y0, x1, y1 = (float(v) * scale for v in box)
+        corners = np.asarray(box, np.float64).reshape(-1, 2)
+        if len(corners) == 2:  # x0, y0, x1, y1
+            (a0, b0), (a1, b1) = corners
+            corners = np.array([(a0, b0), (a1, b0), (a1, b1), (a0, b1)])
+        corners = corners * scale
         colour = _BOX_COLOURS[i % len(_BOX_COLOURS)]
-        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        draw.line([tuple(p) for p in (*corners, corners[0])], fill=colour, width=line, joint="curve")
+        x0, y0 = corners[int(np.argmin(corners.sum(axis=1)))]  # the label goes by the top-left corner
         text = str(i)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         pad = max(2, line)
@@ -278,7 +285,7 @@ class WebDemo:
             stem=stem,
             folder=folder,
             faces=faces,
-            boxed=draw_face_boxes(loaded.rgb, [f.box for f in faces]),
+            boxed=draw_face_boxes(loaded.rgb, [box_corners(f.box, f.crop_box[3]) for f in faces]),
             zip_path=folder / f"{stem}_df2net.zip",
             timings=timings,
             ranges=[depth_range(f) for f in faces],
@@ -590,5 +597,10 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, work_di
         footer_links=["api", "settings"],
         show_error=False,
         allowed_paths=allowed,
+        # Skip Gradio's check that the local URL answers a HEAD within 3 s (networking.url_ok):
+        # on a busy machine it misses, and launch then raises "When localhost is not accessible,
+        # a shareable link must be created" while its server thread keeps the process alive.
+        # That error is all the check does, and it is about share links, which this demo never makes.
+        _frontend=False,
         **kwargs,
     )
