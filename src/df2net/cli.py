@@ -11,74 +11,72 @@ from df2net import __version__
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from df2net.batch.inputs import plan_photos
+    from df2net.batch.options import ReconstructOptions
     from df2net.errors import Df2netError
-    from df2net.io import iter_image_files
-    from df2net.outputs import face_folder, parse_formats
-    from df2net.reconstruct import Reconstructor
+    from df2net.outputs import parse_formats
 
     try:
-        formats = parse_formats(args.formats)
-    except ValueError as exc:
+        options = ReconstructOptions(
+            weights=args.weights,
+            device=args.device or ("cuda" if args.gpus_per_worker else "cpu"),
+            backend=args.backend,
+            formats=parse_formats(args.formats),
+            batch_faces=args.batch_faces,
+            reconstructor_kwargs={"detector": args.detector}
+            | ({"min_face_size": args.min_face_size} if args.min_face_size is not None else {}),
+        )
+        run = _engine(args)
+        photos = plan_photos(args.inputs)
+        if not photos:
+            raise ValueError("no image files found in the inputs")
+        summary = run(photos, Path(args.output), options)
+    except (ValueError, Df2netError) as exc:  # bad arguments, inputs or weights: nothing was done
         print(f"df2net: error: {exc}", file=sys.stderr)
         return 2
-    files = iter_image_files([Path(p) for p in args.inputs])
-    if not files:
-        print("df2net: error: no image files found in the inputs", file=sys.stderr)
-        return 2
-    try:
-        reconstructor = Reconstructor(weights=args.weights, device=args.device, backend=args.backend)
-    except Df2netError as exc:
-        print(f"df2net: error: {exc}", file=sys.stderr)
-        return 2
-
-    out_dir = Path(args.output)
-    stems = _unique_stems(files)
-    failures: list[str] = []
-    n_faces = 0
-    bar = tqdm(files, desc="reconstruct", unit="photo", disable=args.quiet)
-    for path in bar:
-        bar.set_postfix_str(path.name)
-        try:
-            faces = reconstructor(path)
-            for face in faces:
-                face.save(face_folder(out_dir, stems[path], face.index), formats)
-            n_faces += len(faces)
-            if not args.quiet:
-                tqdm.write(f"{path}: {len(faces)} face(s) -> {out_dir / stems[path]}")
-        except Df2netError as exc:
-            failures.append(str(exc))
-            tqdm.write(f"error: {exc}", file=sys.stderr)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # an unexpected failure of one file must not stop the batch
-            if args.debug:
-                raise
-            message = f"{path}: internal error: {type(exc).__name__}: {exc}".splitlines()[0]
-            failures.append(message)
-            tqdm.write(f"error: {message}", file=sys.stderr)
-    bar.close()
-    done = len(files) - len(failures)
-    print(f"{done}/{len(files)} photo(s) reconstructed, {n_faces} face(s) written to {out_dir}")
-    if failures:
-        print(f"{len(failures)} failed:", file=sys.stderr)
-        for line in failures:
-            print(f"  {line}", file=sys.stderr)
-        return 1
-    return 0
+    print(summary.line())
+    if summary.failures:
+        print(f"{len(summary.failures)} failed:", file=sys.stderr)
+        for result in summary.failures:
+            print(f"  {result.error}", file=sys.stderr)
+    return summary.exit_status
 
 
-def _unique_stems(files: list[Path]) -> dict[Path, str]:
-    """Output folder name per input: its stem, made unique when two inputs share one."""
-    seen: dict[str, int] = {}
-    stems: dict[Path, str] = {}
-    for path in files:
-        stem = path.stem
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        stems[path] = stem if count == 0 else f"{stem}-{count + 1}"
-    return stems
+def _engine(args: argparse.Namespace):
+    """The run function of the engine ``--engine`` names, its options checked and bound.
+
+    Called as ``run(photos, out_dir, options)``; returns a :class:`~df2net.batch.results.RunSummary`.
+    """
+    import functools
+    import importlib.util
+
+    common = {"progress": not args.quiet, "debug": args.debug}
+    ray_options = {
+        "--address": args.address,
+        "--workers": args.workers,
+        "--gpus-per-worker": args.gpus_per_worker,
+        "--num-cpus": args.num_cpus,
+    }
+    if args.engine == "local":
+        given = [name for name, value in ray_options.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to --engine ray")
+        from df2net.batch.local import run_local
+
+        return functools.partial(run_local, **common)
+    if importlib.util.find_spec("ray") is None:
+        raise ValueError("--engine ray needs Ray: pip install 'df2net[cluster]'")
+    from df2net.batch.ray_engine import RayConfig, run_ray
+
+    if args.address and args.num_cpus:
+        raise ValueError("--num-cpus sizes a local cluster; a joined one (--address) has its own")
+    cluster = RayConfig(
+        address=args.address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker or 0.0,
+        num_cpus=args.num_cpus,
+    )
+    return functools.partial(run_ray, cluster=cluster, **common)
 
 
 def _convert_checkpoint(args: argparse.Namespace) -> int:
@@ -94,6 +92,12 @@ def _convert_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detector_names() -> list[str]:
+    from df2net.detect import DETECTORS
+
+    return sorted(DETECTORS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``df2net`` command and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -107,13 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser(
         "reconstruct",
         help="reconstruct every face in photos",
-        description="Reconstruct every face in the given photos (files or folders).",
+        description="Reconstruct every face in the given photos (files, folders or @lists of paths). "
+        "A rerun skips the photos already done; OUT/results.parquet has a row per photo.",
         epilog="formats: " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()),
     )
-    rec.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    rec.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="image files, folders of images, or @LIST.txt: a text file of paths, one a line",
+    )
     rec.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     rec.add_argument("--weights", metavar="W", help="weights (.safetensors); default: the shipped ones")
-    rec.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    rec.add_argument(
+        "--device", choices=["cpu", "cuda"], help="default: cuda with --gpus-per-worker, else cpu"
+    )
     rec.add_argument(
         "--backend",
         default="auto",
@@ -122,8 +132,44 @@ def build_parser() -> argparse.ArgumentParser:
         "onnxruntime on the CPU when installed, else torch)",
     )
     rec.add_argument("--formats", metavar="LIST", help="comma-separated subset of the formats (default all)")
+    rec.add_argument(
+        "--detector",
+        default="auto",
+        choices=_detector_names(),
+        help="auto (default): HOG candidates, levelled by the landmarks, confirmed by dlib's CNN; "
+        "hog: HOG alone (faster, fooled more easily); cnn: the CNN over the whole photo (slow)",
+    )
+    rec.add_argument(
+        "--min-face-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="faces whose box is smaller than this are reported as too small (default 64)",
+    )
     rec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rec.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    rec.add_argument(
+        "--batch-faces", type=int, default=4, metavar="B",
+        help="faces run through the network together (default 4)",
+    )
+    rec.add_argument(
+        "--engine", default="local", choices=["local", "ray"],
+        help="local: one photo after another in this process (default); ray: a Ray Data pipeline on "
+        "a local or joined Ray cluster (needs df2net[cluster])",
+    )
+    ray_group = rec.add_argument_group("--engine ray")
+    ray_group.add_argument(
+        "--address", metavar="ADDR", help="join this Ray cluster (default: start one on this machine)"
+    )
+    ray_group.add_argument(
+        "--workers", type=int, metavar="N", help="network workers (default: 1, or one per GPU share)"
+    )
+    ray_group.add_argument(
+        "--gpus-per-worker", type=float, metavar="G", help="GPUs per network worker (default 0: CPU)"
+    )
+    ray_group.add_argument(
+        "--num-cpus", type=int, metavar="C", help="logical CPUs of the local cluster (default: all cores + 1)"
+    )
     rec.set_defaults(func=_reconstruct)
 
     conv = sub.add_parser(
@@ -145,6 +191,7 @@ def _register_optional_commands() -> list:
         "df2net.data.cli",
         "df2net.evaluate_cli",
         "df2net.train.cli",
+        "df2net.train.relief_cli",
         "df2net.web.cli",
         "df2net.onnx_export",
     ):

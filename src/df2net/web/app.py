@@ -472,7 +472,9 @@ class PhotoInput(gr.Image):
         if url and url.startswith("data:"):  # a pasted image sent inline
             header, _, data = url.partition(",")
             raw = base64.b64decode(data) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(data)
-            folder = Path(tempfile.mkdtemp(dir=self.GRADIO_CACHE))
+            cache = Path(self.GRADIO_CACHE)
+            cache.mkdir(parents=True, exist_ok=True)  # Gradio makes it lazily; it may not exist yet
+            folder = Path(tempfile.mkdtemp(dir=cache))
             path = folder / "pasted_image"
             path.write_bytes(raw)
             return str(path)
