@@ -1,0 +1,166 @@
+"""One photo's outputs, written all or nothing, and the record that tells a rerun it is done.
+
+A photo's folder ``OUT/<stem>/`` holds a folder per face (``face0/``, ... written by
+:func:`df2net.outputs.write_face`, each renamed into place whole) and, written last,
+``photo.json``: the photo's record (its source, how many faces, every file of every face with
+its size, the formats, the weights' sha256, the timings). A photo counts as done only when its
+record parses, names the same photo and weights, covers the requested formats and every file it
+lists is there with its size (:func:`completed_record`): checked, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from df2net import __version__
+from df2net.batch.faults import fault_point
+from df2net.batch.inputs import Photo
+from df2net.io import write_text_atomic
+from df2net.outputs import face_folder
+
+if TYPE_CHECKING:  # pragma: no cover
+    from df2net.reconstruct import FaceResult
+
+#: File name of a photo's record in its output folder.
+RECORD_NAME = "photo.json"
+
+_FACE_FOLDER = re.compile(r"face(\d+)")
+_LEFTOVER = re.compile(r"\..*\.part(\..*)?")  # temporary names of io.atomic_path / write_face
+
+
+@dataclass
+class PhotoRecord:
+    """What ``OUT/<stem>/photo.json`` says about a finished photo.
+
+    Attributes:
+        source: the photo's absolute path.
+        faces: how many faces were written (``face0`` ... ``face<faces-1>``).
+        formats: the output formats written.
+        files: ``{face folder: {file name: size in bytes}}``.
+        weights_sha256: the weights that made it.
+        timings_s: seconds spent on the photo, by step (``load_s``, ``detect_crop_s``,
+            ``network_s``, ``write_s``).
+        df2net_version: the version that wrote it.
+    """
+
+    source: str
+    faces: int
+    formats: list[str]
+    files: dict[str, dict[str, int]]
+    weights_sha256: str
+    timings_s: dict[str, float] = field(default_factory=dict)
+    df2net_version: str = __version__
+
+    @classmethod
+    def from_json(cls, text: str) -> PhotoRecord:
+        """Parse a record; raises ``ValueError``/``TypeError``/``KeyError`` if it is not one."""
+        data = json.loads(text)
+        return cls(
+            source=str(data["source"]),
+            faces=int(data["faces"]),
+            formats=[str(f) for f in data["formats"]],
+            files={str(k): {str(n): int(s) for n, s in v.items()} for k, v in data["files"].items()},
+            weights_sha256=str(data["weights_sha256"]),
+            timings_s={str(k): float(v) for k, v in data.get("timings_s", {}).items()},
+            df2net_version=str(data.get("df2net_version", "")),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def photo_timings(faces: list[FaceResult]) -> dict[str, float]:
+    """A photo's timings by step: the sum of its faces' shares (see ``Reconstructor``)."""
+    total: dict[str, float] = {}
+    for face in faces:
+        for key, value in face.timings.items():
+            total[key] = total.get(key, 0.0) + float(value)
+    return total
+
+
+def save_photo(faces: list[FaceResult], out_dir: Path, photo: Photo, formats: frozenset[str]) -> PhotoRecord:
+    """Write every face of ``photo`` into ``OUT/<stem>/``, then its record; return the record.
+
+    The old record goes first and the new one is written last, so a photo whose writer dies on
+    the way counts as not done. Temporary folders a killed writer left behind and face folders
+    beyond the new face count are removed.
+    """
+    folder = Path(out_dir) / photo.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECORD_NAME).unlink(missing_ok=True)
+    _remove_leftovers(folder, keep_faces=len(faces))
+    t0 = time.perf_counter()
+    files: dict[str, dict[str, int]] = {}
+    for face in faces:
+        target = face_folder(Path(out_dir), photo.stem, face.index)
+        written = face.save(target, set(formats))
+        files[target.name] = {p.name: p.stat().st_size for p in written}
+        fault_point("write")
+    timings = {**photo_timings(faces), "write_s": time.perf_counter() - t0}
+    sha = faces[0].model_info.get("sha256", "") if faces else ""
+    record = PhotoRecord(
+        source=photo.absolute,
+        faces=len(faces),
+        formats=sorted(formats),
+        files=files,
+        weights_sha256=sha,
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+    )
+    write_text_atomic(folder / RECORD_NAME, record.to_json())
+    return record
+
+
+def completed_record(
+    out_dir: Path, photo: Photo, formats: frozenset[str], weights_sha256: str
+) -> PhotoRecord | None:
+    """The record of ``photo`` if its outputs are complete for this run, else None.
+
+    Complete means: ``photo.json`` parses, names this photo (by absolute path) and these
+    weights, covers ``formats``, and every file it lists exists with the size it lists; when
+    ``metadata`` is among ``formats``, every face's ``metadata.json`` parses too.
+    """
+    folder = Path(out_dir) / photo.stem
+    try:
+        record = PhotoRecord.from_json((folder / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    expected_faces = {f"face{i}" for i in range(record.faces)}
+    if (
+        record.source != photo.absolute
+        or record.weights_sha256 != weights_sha256
+        or not set(formats) <= set(record.formats)
+        or record.faces < 1
+        or set(record.files) != expected_faces
+    ):
+        return None
+    for face_name, face_files in record.files.items():
+        for name, size in face_files.items():
+            try:
+                if (folder / face_name / name).stat().st_size != size:
+                    return None
+            except OSError:
+                return None
+        if "metadata" in formats:
+            try:
+                json.loads((folder / face_name / "metadata.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+    return record
+
+
+def _remove_leftovers(folder: Path, keep_faces: int) -> None:
+    """Remove temporary files and folders, and face folders numbered ``keep_faces`` or more."""
+    for entry in folder.iterdir():
+        face = _FACE_FOLDER.fullmatch(entry.name)
+        stale_face = face is not None and int(face.group(1)) >= keep_faces
+        if _LEFTOVER.fullmatch(entry.name) or stale_face:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
