@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from df2net.data.sfm import SurreyModel
-from df2net.data.uv import StrokeCanvas, landmark_uv, mm_per_texel, uv_raster
+from df2net.data.uv import StrokeCanvas, bezier, landmark_uv, mm_per_texel, uv_raster
 
 __all__ = ["DetailMap", "random_detail_map", "DETAIL_RESOLUTION"]
 
@@ -64,10 +64,6 @@ class DetailMap:
             "max_depth_mm": round(float(-self.displacement.min()), 4),
         }
 
-
-def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int = 24) -> np.ndarray:
-    t = np.linspace(0.0, 1.0, n)[:, None]
-    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
 
 
 def random_detail_map(
@@ -162,11 +158,11 @@ def random_detail_map(
         y_hi = inner_y - rng.uniform(8.0, 20.0) * k
         tilt = side * rng.uniform(0.0, 0.35) * (y_lo - y_hi)
         ctrl = np.array([x + tilt * 0.3 + rng.normal(0, 1.0) * k, 0.5 * (y_lo + y_hi)])
-        add("frown", _bezier(np.array([x, y_lo]), ctrl, np.array([x + tilt, y_hi])), depth(0.25, 1.1, frown_boost), rng.uniform(0.5, 1.2))
+        add("frown", bezier(np.array([x, y_lo]), ctrl, np.array([x + tilt, y_hi])), depth(0.25, 1.1, frown_boost), rng.uniform(0.5, 1.2))
     if rng.uniform() < 0.35 * age + 0.2 * frown_boost:
         c = np.asarray(lm[27]) + np.array([0.0, rng.uniform(-3.0, 2.0) * k])
         half = rng.uniform(4.0, 8.0) * k
-        add("bridge", _bezier(c - [half, 0], c + [0, rng.uniform(-1.5, 1.5) * k], c + [half, 0]), depth(0.15, 0.6), rng.uniform(0.5, 1.0))
+        add("bridge", bezier(c - [half, 0], c + [0, rng.uniform(-1.5, 1.5) * k], c + [half, 0]), depth(0.15, 0.6), rng.uniform(0.5, 1.0))
 
     # Crow's feet and under-eye lines, per eye.
     happy = float(expr.get("happiness", 0.0))
@@ -183,14 +179,14 @@ def random_detail_map(
                 length = rng.uniform(6.0, 15.0) * k
                 end = start + direction * length
                 bend = np.array([-direction[1], direction[0]]) * rng.normal(0.0, 1.5) * k
-                add("crows_feet", _bezier(start, 0.5 * (start + end) + bend, end), depth(0.12, 0.55, happy), rng.uniform(0.4, 0.9))
+                add("crows_feet", bezier(start, 0.5 * (start + end) + bend, end), depth(0.12, 0.55, happy), rng.uniform(0.4, 0.9))
         for j in range(count(1.6)):
             lid = 0.5 * (np.asarray(lm[lower[0]]) + np.asarray(lm[lower[1]]))
             drop = (rng.uniform(3.0, 6.0) + 4.0 * j) * k
             p0 = np.asarray(lm[inner]) + np.array([out * rng.uniform(0.0, 3.0) * k, drop * 0.6])
             p2 = c + np.array([out * rng.uniform(1.0, 5.0) * k, drop * 0.5])
             mid = np.array([0.5 * (p0[0] + p2[0]), lid[1] + drop + rng.uniform(0.0, 3.0) * k])
-            add("under_eye", _bezier(p0, 2 * mid - 0.5 * (p0 + p2), p2), depth(0.12, 0.5), rng.uniform(0.45, 1.0))
+            add("under_eye", bezier(p0, 2 * mid - 0.5 * (p0 + p2), p2), depth(0.12, 0.5), rng.uniform(0.45, 1.0))
 
     # Nasolabial folds (almost always, mild when young), marionette and lip lines.
     for wing, mouth, out in ((31, 48, -1.0), (35, 54, 1.0)):
@@ -207,7 +203,7 @@ def random_detail_map(
         ridge_side = 1.0 if seg[0] * normal[1] - seg[1] * normal[0] >= 0 else -1.0
         add(
             "nasolabial",
-            _bezier(p0, ctrl, p2, 32),
+            bezier(p0, ctrl, p2, 32),
             depth(0.5, 1.8, happy),
             rng.uniform(1.0, 2.4),
             ridge=rng.uniform(0.2, 0.5),
@@ -217,7 +213,7 @@ def random_detail_map(
         if rng.uniform() < age - 0.35:
             q0 = np.asarray(lm[mouth]) + np.array([out * rng.uniform(0.5, 2.0), rng.uniform(1.0, 3.0)]) * k
             q2 = q0 + np.array([out * rng.uniform(0.0, 4.0), rng.uniform(9.0, 17.0)]) * k
-            add("marionette", _bezier(q0, 0.5 * (q0 + q2) + np.array([out * 1.0 * k, 0.0]), q2), depth(0.3, 1.0), rng.uniform(0.6, 1.4))
+            add("marionette", bezier(q0, 0.5 * (q0 + q2) + np.array([out * 1.0 * k, 0.0]), q2), depth(0.3, 1.0), rng.uniform(0.6, 1.4))
     k = k_at(lm[51])
     if rng.uniform() < 0.6 * age - 0.15:
         for _ in range(int(rng.integers(3, 9))):

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from df2net.data.sfm import SurreyModel
-from df2net.data.uv import StrokeCanvas, feature_mask_uv, landmark_uv, mm_per_texel, uv_raster
+from df2net.data.uv import StrokeCanvas, bezier, feature_mask_uv, landmark_uv, mm_per_texel, uv_raster
 
 __all__ = ["MarksConfig", "MarkLayer", "random_marks", "MARK_THRESHOLD"]
 
@@ -116,10 +116,6 @@ class _Paint:
         return np.clip(-canvas.disp * 1.4, 0.0, 1.0)
 
 
-def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int = 24) -> np.ndarray:
-    t = np.linspace(0.0, 1.0, n)[:, None]
-    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
-
 
 def random_marks(
     rng: np.random.Generator,
@@ -192,19 +188,19 @@ def random_marks(
                 a = np.deg2rad(rng.uniform(-40.0, 40.0))
                 d = np.array([out * np.cos(a), np.sin(a)])
                 s = pt(corner) + d * rng.uniform(5.0, 9.0) * k
-                lines.append(_bezier(s, s + d * 6 * k + rng.normal(0, 1.0, 2) * k, s + d * rng.uniform(7.0, 15.0) * k))
+                lines.append(bezier(s, s + d * 6 * k + rng.normal(0, 1.0, 2) * k, s + d * rng.uniform(7.0, 15.0) * k))
         for wing, mouth, out in ((31, 48, -1.0), (35, 54, 1.0)):
             if rng.uniform() < 0.3:
                 p0 = pt(wing) + np.array([out * 3.0, -3.0]) * k
                 p2 = pt(mouth) + np.array([out * 6.0, 8.0]) * k
-                lines.append(_bezier(p0, 0.5 * (p0 + p2) + np.array([out * 4.0 * k, 0.0]), p2))
+                lines.append(bezier(p0, 0.5 * (p0 + p2) + np.array([out * 4.0 * k, 0.0]), p2))
         # And anywhere on the skin, in any direction.
         for _ in range(int(rng.integers(0, 4))):
             s = skin_points(1, 0.5 * (brow_mid + nose_tip), (30.0, 35.0))
             if len(s):
                 a = rng.uniform(0, np.pi)
                 d = np.array([np.cos(a), np.sin(a)]) * rng.uniform(6.0, 25.0) * k
-                lines.append(_bezier(s[0] - d / 2, s[0] + rng.normal(0, 3.0, 2) * k, s[0] + d / 2))
+                lines.append(bezier(s[0] - d / 2, s[0] + rng.normal(0, 3.0, 2) * k, s[0] + d / 2))
         if lines:
             widths = list(rng.uniform(0.2, 0.9, len(lines)))
             cov = paint.strokes(lines, widths)

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from df2net.data.sfm import SurreyModel
 
-__all__ = ["StrokeCanvas", "feature_mask_uv", "landmark_uv", "masked_blur", "mm_per_texel", "uv_raster"]
+__all__ = ["StrokeCanvas", "bezier", "feature_mask_uv", "landmark_uv", "masked_blur", "mm_per_texel", "uv_raster"]
 
 
 def masked_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +118,12 @@ def _feature_mask_cached(sfm_dir: str, resolution: int) -> np.ndarray:
 def feature_mask_uv(model: SurreyModel, resolution: int) -> np.ndarray:
     """``(R, R)`` bool: texels of the eyes, brows, lips and nostrils (with a margin)."""
     return _feature_mask_cached(str(model.sfm_dir), int(resolution))
+
+
+def bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int = 24) -> np.ndarray:
+    """``n`` points ``(n, 2)`` of the quadratic Bezier curve from ``p0`` over ``p1`` to ``p2``."""
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
 
 
 class StrokeCanvas:
