@@ -2,11 +2,13 @@
 
 Run by hand (not a test); needs the ``cluster`` extra and about three minutes per repeat on 2 cores:
 
-    python benchmarks/ray_engine.py [--demo-dir DIR] [--repeats 1] [--formats all] [--num-cpus N]
-                                    [--workers 1] [--batch-faces 4]
+    python benchmarks/ray_engine.py [--demo-dir DIR] [--copies 1] [--repeats 1] [--formats all]
+                                    [--num-cpus N] [--workers 1] [--batch-faces 4]
 
 Each repeat runs the whole command once per engine (alternating which goes first), each into a
-fresh output folder, with the shipped weights, and prints:
+fresh output folder, with the shipped weights, on the demo photos (``--copies N``: each of them
+N times, as differently named copies, to see the rate once the workers' start is paid), and
+prints:
 
 1. per engine: the command's wall time (Python start to exit, a local Ray cluster's start
    included), the run time the command reports (from loading the model to the last file: what
@@ -38,11 +40,23 @@ STEPS = ("load_s", "detect_crop_s", "network_s", "write_s")
 SUMMARY = re.compile(r"(\d+) face\(s\) in ([\d.]+) s \(([\d.]+) faces/s\)")
 
 
-def run_once(engine: str, args: argparse.Namespace, out: Path) -> dict:
+def photo_folder(args: argparse.Namespace, tmp: Path) -> Path:
+    """The demo photos, or a folder of ``--copies`` links to each."""
+    if args.copies == 1:
+        return args.demo_dir
+    folder = tmp / "photos"
+    folder.mkdir()
+    for photo in sorted(args.demo_dir.glob("*.png")):
+        for i in range(args.copies):
+            (folder / f"{photo.stem}_{i}{photo.suffix}").symlink_to(photo.resolve())
+    return folder
+
+
+def run_once(engine: str, args: argparse.Namespace, photos: Path, out: Path) -> dict:
     """One command; returns its wall time, reported run time, faces and per-face step times."""
     import pyarrow.parquet as pq
 
-    cmd = [sys.executable, "-m", "df2net", "reconstruct", str(args.demo_dir), "-o", str(out), "-q",
+    cmd = [sys.executable, "-m", "df2net", "reconstruct", str(photos), "-o", str(out), "-q",
            "--batch-faces", str(args.batch_faces)]
     if args.formats != "all":
         cmd += ["--formats", args.formats]
@@ -67,6 +81,7 @@ def run_once(engine: str, args: argparse.Namespace, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-dir", type=Path, default=DEFAULT_DEMO_DIR)
+    parser.add_argument("--copies", type=int, default=1, help="each demo photo this many times")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--formats", default="all", help="output formats (default: all, as the CLI)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
@@ -76,17 +91,19 @@ def main() -> None:
 
     runs: dict[str, list[dict]] = {e: [] for e in ENGINES}
     with tempfile.TemporaryDirectory(prefix="df2net_ray_bench_") as tmp:
+        photos = photo_folder(args, Path(tmp))
         for repeat in range(args.repeats):
             order = ENGINES if repeat % 2 == 0 else ENGINES[::-1]
             for engine in order:
-                result = run_once(engine, args, Path(tmp) / f"{engine}{repeat}")
+                result = run_once(engine, args, photos, Path(tmp) / f"{engine}{repeat}")
                 runs[engine].append(result)
                 print(f"repeat {repeat + 1}/{args.repeats} {engine}: {result['faces']} faces, "
                       f"run {result['run']:.1f} s, wall {result['wall']:.1f} s", file=sys.stderr)
 
     med = {e: {k: statistics.median(r[k] for r in runs[e]) for k in runs[e][0]} for e in ENGINES}
     load = os.getloadavg()[0]
-    print(f"#### Ray engine vs local engine: {args.demo_dir.name}, formats {args.formats}, "
+    copies = f" x{args.copies}" if args.copies > 1 else ""
+    print(f"#### Ray engine vs local engine: {args.demo_dir.name}{copies}, formats {args.formats}, "
           f"{os.cpu_count()} CPUs, load average {load:.1f} at the end, repeats {args.repeats}\n")
     print("| engine | faces | command wall s | run s | faces/s (run) | faces/s (wall) |")
     print("| --- | --- | --- | --- | --- | --- |")

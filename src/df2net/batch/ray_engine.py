@@ -60,9 +60,11 @@ TODO, OK, FAILED = "todo", "ok", "failed"
 #: is started this many times before the run gives up.
 LOCAL_START_ATTEMPTS = 3
 
-#: Set before ray is first imported, this keeps a local cluster on 127.0.0.1 (Ray's own switch,
-#: the one it uses on macOS and Windows); a cluster joined with ``address`` is left alone.
-_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Environment of a local cluster (a joined one is left as ``ray start`` made it). Set before ray
+#: is first imported, the first keeps it on 127.0.0.1 (Ray's own switch, the one it uses on macOS
+#: and Windows); the second runs its workers at the command's own priority, where Ray would
+#: lower theirs by 15 (as Ray's job manager also does).
+_LOCAL_CLUSTER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0"}
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,8 @@ def _log_level(progress: bool, debug: bool) -> int:
 def _connect(cluster: RayConfig, log_level: int = logging.WARNING):
     """Start a local cluster (127.0.0.1 only) or join ``cluster.address``; return ``ray``."""
     if cluster.address is None:
-        os.environ.setdefault(_LOOPBACK_ENV, "0")
+        for name, value in _LOCAL_CLUSTER_ENV.items():
+            os.environ.setdefault(name, value)
     import ray
 
     kwargs: dict[str, Any] = {"logging_level": log_level}
