@@ -173,3 +173,20 @@ def test_unique_stems_and_planned_photos(tmp_path: Path) -> None:
     expected = [("a/x.png", "x", 0), ("b/x.png", "x-2", 1), ("c/y.jpg", "y", 2)]
     assert [(p.path, p.stem, p.order) for p in photos] == expected
     assert photos[0].absolute == str(Path("a/x.png").absolute())
+
+
+def test_options_pass_further_reconstructor_arguments_to_every_worker(monkeypatch) -> None:
+    import df2net.reconstruct
+    from df2net.batch.options import ReconstructOptions
+
+    built: list[dict] = []
+    monkeypatch.setattr(df2net.reconstruct, "Reconstructor", lambda **kwargs: built.append(kwargs))
+    options = ReconstructOptions(weights="w.safetensors", device="cuda", batch_faces=8,
+                                 reconstructor_kwargs={"min_face_size": 90, "detector": "hog"})
+    options.build()  # a network worker
+    options.for_detection()  # a crop worker: the same options, its network on the CPU
+    common = {"weights": "w.safetensors", "max_batch": 8, "min_face_size": 90, "detector": "hog"}
+    assert built == [
+        {**common, "device": "cuda", "backend": "auto"},
+        {**common, "device": "cpu", "backend": "torch"},
+    ]
