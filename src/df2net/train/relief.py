@@ -237,23 +237,31 @@ def _lr_factor(step: int, cfg: ReliefTrainConfig, progress: float) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * p))
 
 
-@torch.inference_mode()
-def validate(chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float) -> dict[str, float]:
-    """Median relief r, slope and false relief (µm) of ``fine + net`` on validation renders."""
+def _prepare(chain: Any, folders: list[Path], sigma: float) -> list[tuple[dict, np.ndarray, dict]]:
+    """Each validation sample with F-Net's depth and the relief features of its image(s)."""
     from df2net.data.dataset import load_sample
-    from df2net.metrics import align_depth, false_relief_um, relief_scores
 
-    rs, slopes, false = [], [], []
+    prepared = []
     for folder in folders:
         s = load_sample(folder)
         mask = s["mask"] & (s["depth"] != 0)
-        preds = {}
+        inputs = {}
         for key in ("image", "image_unmarked"):
-            if key not in s:
-                continue
-            fine, x = fine_depth_px(chain, s[key], mask)
-            relief = net.forward_features(relief_features(x, fine, sigma), input_mask(x))
-            preds[key] = (fine + relief)[0, 0].numpy()
+            if key in s:
+                fine, x = fine_depth_px(chain, s[key], mask)
+                inputs[key] = (fine, relief_features(x, fine, sigma), input_mask(x))
+        prepared.append((s, mask, inputs))
+    return prepared
+
+
+@torch.inference_mode()
+def _score(prepared: list[tuple[dict, np.ndarray, dict]], net: torch.nn.Module, sigma: float) -> dict[str, float]:
+    """Median relief r, slope and false relief (µm) of ``fine + net`` on prepared samples."""
+    from df2net.metrics import align_depth, false_relief_um, relief_scores
+
+    rs, slopes, false = [], [], []
+    for s, mask, inputs in prepared:
+        preds = {k: (f + net.forward_features(feats, m))[0, 0].numpy() for k, (f, feats, m) in inputs.items()}
         if "depth_base" in s and "detail_mask" in s:
             score = relief_scores(align_depth(preds["image"], s["depth"], mask), s["depth"], s["depth_base"], mask, s["detail_mask"])
             if np.isfinite(score.r):
@@ -268,41 +276,27 @@ def validate(chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float
 
 
 @torch.inference_mode()
+def validate(chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float) -> dict[str, float]:
+    """Median relief r, slope and false relief (µm) of ``fine + net`` on validation renders."""
+    return _score(_prepare(chain, folders, sigma), net, sigma)
+
+
+@torch.inference_mode()
 def calibrate_gain(
     chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float, gains: tuple[float, ...], max_false_um: float
 ) -> tuple[float, list[dict[str, float]]]:
     """Pick the relief's output gain on validation renders: the one whose relief slope is nearest 1
     while the false relief under marks stays at most ``max_false_um``.
 
-    Returns the gain and one row per gain (median r, slope, false relief).
+    Returns the gain and one row per gain (median r, slope, false relief). F-Net's depth and the
+    features are computed once; only the relief network runs again per gain.
     """
-    from df2net.data.dataset import load_sample
-    from df2net.metrics import align_depth, false_relief_um, relief_scores
-
-    samples = []
-    for folder in folders:
-        s = load_sample(folder)
-        mask = s["mask"] & (s["depth"] != 0)
-        inputs = {}
-        for key in ("image", "image_unmarked"):
-            if key in s:
-                fine, x = fine_depth_px(chain, s[key], mask)
-                inputs[key] = (fine, relief_features(x, fine, sigma), input_mask(x))
-        samples.append((s, mask, inputs))
+    prepared = _prepare(chain, folders, sigma)
     rows = []
     saved_gain = net.gain
     for g in gains:
         net.gain = float(g)  # scales the relief, not the gate
-        rs, slopes, false = [], [], []
-        for s, mask, inputs in samples:
-            pred = {k: (f + net.forward_features(feats, m))[0, 0].numpy() for k, (f, feats, m) in inputs.items()}
-            score = relief_scores(align_depth(pred["image"], s["depth"], mask), s["depth"], s["depth_base"], mask, s["detail_mask"])
-            if np.isfinite(score.r):
-                rs.append(score.r)
-                slopes.append(score.slope)
-            if "image_unmarked" in pred and "marks_mask" in s:
-                false.append(false_relief_um(pred["image"], pred["image_unmarked"], mask, s["marks_mask"], float(s["params"]["px_per_mm"]), sigma_px=sigma))
-        rows.append({"gain": g, "relief_r": float(np.nanmedian(rs)), "relief_slope": float(np.nanmedian(slopes)), "false_relief_um": float(np.nanmedian(false))})
+        rows.append({"gain": g, **_score(prepared, net, sigma)})
     net.gain = saved_gain
     ok = [r for r in rows if r["false_relief_um"] <= max_false_um] or rows[:1]
     best = min(ok, key=lambda r: abs(r["relief_slope"] - 1.0))
