@@ -3,8 +3,8 @@
 One sample (:func:`render_synthetic`):
 
 1. a random shape (63 coefficients ~ N(0, 1) clipped at +-2.5), expression (6 blendshapes, modest
-   weights), pose (yaw +-60, pitch +-25, roll +-20 degrees), scale and position in a square canvas
-   sized so that df2net's crop comes out near 512 pixels (little resampling);
+   weights), pose (yaw +-60, pitch +-25, roll +-20 degrees, or one given), scale and position in
+   a square canvas sized so that df2net's crop comes out near 512 pixels (little resampling);
 2. the mesh, Loop-subdivided, rasterized in the canvas: depth (canvas pixels, larger = nearer),
    per-pixel texture coordinates; the depth is lightly smoothed (the coarse mesh is faceted);
 3. procedural detail (:mod:`df2net.data.detail`) displaced into the depth along the view
@@ -23,6 +23,7 @@ One sample (:func:`render_synthetic`):
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,11 +39,22 @@ from df2net.data.sample import Sample
 from df2net.data.sfm import DEPTH_OFFSET_MM, SurreyModel, model_subdivision, project_orthographic, rotation_matrix
 from df2net.data.textures import TextureLibrary, linear_to_srgb, mm_per_texel, srgb_to_linear
 
-__all__ = ["SyntheticConfig", "Sample", "render_synthetic", "SampleFailed", "config_dict"]
+__all__ = ["SyntheticConfig", "Sample", "render_synthetic", "SampleFailed", "config_dict", "match_face", "MAX_LANDMARK_ERROR"]
+
+#: A detection is the rendered face when its landmarks lie this close to the true ones (mean
+#: distance over the model's landmarks, in face box sides).
+MAX_LANDMARK_ERROR = 0.12
 
 
 class SampleFailed(RuntimeError):
-    """No pose of this sample gave a face df2net's detector finds."""
+    """No pose of this sample gave a face df2net's detector finds.
+
+    ``attempts`` holds every try, as ``params["pose_attempts"]`` of a sample would.
+    """
+
+    def __init__(self, message: str, attempts: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts or [])
 
 
 @dataclass(frozen=True)
@@ -240,6 +252,25 @@ def _finish_image(
     return img_u8
 
 
+def match_face(dets: Any, landmarks: np.ndarray, ibug_index: np.ndarray) -> tuple[Any, float]:
+    """The detection nearest the true face and its landmark error (``(None, inf)`` if none).
+
+    Args:
+        dets: :class:`df2net.face.FaceDetection` objects.
+        landmarks: ``(L, 2)`` true landmarks in the image (pixels).
+        ibug_index: ``(L,)`` their 0-based iBUG numbers (``model.landmark_array()[0]``).
+
+    Returns:
+        ``(detection, error)``: error is the mean landmark distance over the box side.
+    """
+    best, best_err = None, np.inf
+    for det in dets:
+        err = float(np.mean(np.linalg.norm(det.landmarks[ibug_index] - landmarks, axis=1)) / det.side)
+        if err < best_err:
+            best, best_err = det, err
+    return best, best_err
+
+
 def _detail_support(depth: np.ndarray, base: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return valid & (depth != base)
 
@@ -256,6 +287,9 @@ def render_synthetic(
     keys: list[str],
     cfg: SyntheticConfig = SyntheticConfig(),
     detector: Any = None,
+    *,
+    pose_deg: tuple[float, float, float] | None = None,
+    on_render: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> Sample:
     """Draw and render one synthetic face (see the module docstring).
 
@@ -265,6 +299,12 @@ def render_synthetic(
         library: texture library; ``keys`` chooses among its entries (sorted, fixed order).
         cfg: ranges.
         detector: a :class:`df2net.face.FaceDetector` (default: the process-wide one).
+        pose_deg: ``(yaw, pitch, roll)`` in degrees for every attempt, instead of a random pose
+            narrowed on retries (the random pose is still drawn and discarded, so everything
+            else is what the same ``rng`` gives with a random pose).
+        on_render: called for every attempt, before detection, with the canvas image
+            (``(canvas, canvas, 3)`` uint8) and the true landmarks projected into it
+            (``(L, 2)`` pixels, in the order of ``model.landmark_array()``).
 
     Raises:
         SampleFailed: no pose out of ``cfg.max_pose_tries`` was detected.
@@ -307,6 +347,8 @@ def render_synthetic(
         yaw = rng.uniform(-cfg.yaw_deg, cfg.yaw_deg) * narrow
         pitch = rng.uniform(-cfg.pitch_deg, cfg.pitch_deg) * narrow
         roll = rng.uniform(-cfg.roll_deg, cfg.roll_deg) * narrow
+        if pose_deg is not None:
+            yaw, pitch, roll = (float(a) for a in pose_deg)
         rot = rotation_matrix(yaw, pitch, roll)
         crop_side = rng.uniform(*cfg.crop_fraction) * canvas
         jitter = rng.uniform(-cfg.centre_jitter, cfg.centre_jitter, 2) * canvas
@@ -379,14 +421,11 @@ def render_synthetic(
             img_unmarked = None
 
         # Detect and crop as inference does; the face must be the one we drew.
-        dets = list(detector.detect(img_u8))
         proj_lm = screen[lm_vert, :2]
-        best, best_err = None, np.inf
-        for det in dets:
-            err = float(np.mean(np.linalg.norm(det.landmarks[lm_idx] - proj_lm, axis=1)) / det.side)
-            if err < best_err:
-                best, best_err = det, err
-        if best is None or best_err > 0.12:
+        if on_render is not None:
+            on_render(img_u8, proj_lm)
+        best, best_err = match_face(detector.detect(img_u8), proj_lm, lm_idx)
+        if best is None or best_err > MAX_LANDMARK_ERROR:
             attempts.append({**pose, "result": "no face" if best is None else f"landmarks off ({best_err:.3f})"})
             continue
         fc = crop_face(img_u8, best)
@@ -441,7 +480,7 @@ def render_synthetic(
             marks_mask=marks_mask,
             image_unmarked=image_unmarked,
         )
-    raise SampleFailed(f"no detectable pose in {cfg.max_pose_tries} tries: {attempts}")
+    raise SampleFailed(f"no detectable pose in {cfg.max_pose_tries} tries: {attempts}", attempts)
 
 
 def config_dict(cfg: SyntheticConfig) -> dict[str, Any]:
