@@ -242,3 +242,16 @@ def test_metadata_records_the_detection_the_rotation_and_only_the_weights_name(r
     a = np.array(meta["crop_to_image"])
     lm_crop = np.array(meta["landmarks_crop"])
     np.testing.assert_allclose(np.c_[lm_crop, np.ones(68)] @ a.T, meta["landmarks_image"], atol=0.02)
+
+
+def test_turn_share_reads_yaw_from_the_nose_between_the_eyes():
+    from df2net.detect import turn_share
+
+    lm = np.zeros((68, 2), np.float32)
+    lm[36], lm[45] = (100.0, 200.0), (200.0, 200.0)  # outer eye corners
+    lm[30] = (150.0, 260.0)  # nose tip in the middle: frontal
+    assert turn_share(lm) == pytest.approx(0.5)
+    lm[30] = (185.0, 260.0)  # turned: the nose tip near the far eye
+    assert turn_share(lm) == pytest.approx(0.85)
+    rot = np.array([[np.cos(0.5), -np.sin(0.5)], [np.sin(0.5), np.cos(0.5)]])
+    assert turn_share(lm @ rot.T) == pytest.approx(0.85)  # roll does not change it

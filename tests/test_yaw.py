@@ -23,9 +23,10 @@ from df2net.data.sfm import load_sfm  # noqa: E402
 from df2net.data.synthetic import MAX_LANDMARK_ERROR, SyntheticConfig, render_synthetic  # noqa: E402
 from df2net.data.textures import TextureLibrary  # noqa: E402
 
-#: The sample generator ``(SEED, 0)`` of the turned face (its identity, light and background); its
-#: landmarks come out 0.035 box sides off (seeds 2, 4, 6 and 7 at this pose: 0.18-0.30).
-SEED = 1
+#: The sample generator ``(SEED, 0)`` of the turned face (its identity, light and background). Its
+#: landmarks come out 0.02 box sides off; before turned faces kept the landmarks of the detector's
+#: box (``DetectConfig.settle_max_turn``) they drifted to 0.28.
+SEED = 7
 
 
 def test_face_turned_45_degrees_is_found_with_its_landmarks(face_detector, tmp_path):
