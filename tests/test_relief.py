@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from df2net.model import MODEL_CONFIGS, build_model
-from df2net.model.relief import ReliefNet, highpass, input_mask, lowpass, relief_features
+from df2net.model.relief import FEATURE_NAMES, ReliefNet, band_gate, feature_mask, highpass, input_mask, lowpass, relief_features, warm_start
 
 RELIEF_CFG = replace(MODEL_CONFIGS["cpu"], name="cpu", finer_arch="relief", relief_channels=(4, 8, 8), depth_scale=255.0, depth_offset=255.0)
 
@@ -70,6 +70,94 @@ def test_relief_net_output_is_detail_only_and_trains():
     net.zero_detail()  # no relief; the gate keeps half of F-Net's own detail band
     hp_fine = relief_features(x, fine, 4.0)[:, 4:5]
     assert torch.allclose(net(fine, x), -0.5 * hp_fine, atol=1e-5)
+
+
+def _face_input(size: int = 96) -> torch.Tensor:
+    x = torch.full((1, 3, size, size), -1.0)
+    x[..., 8 : size - 8, 8 : size - 8] = 0.2  # a flat grey face on the black (masked-out) background
+    return x
+
+
+def test_band_features_curvature_is_the_high_pass_of_a_smooth_dome():
+    # For a smooth surface hp = x - blur(x) = -(sigma^2 / 2) lap(x): a paraboloid's high-pass is
+    # constant, and the curvature channel must say so without seeing the detail band.
+    x = _face_input()
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    dome = (-0.003 * ((xx - 48) ** 2 + (yy - 48) ** 2))[None, None]  # hp 0.1 px: smooth skin
+    f = relief_features(x, dome, 4.0, "band")
+    assert f.shape == (1, len(FEATURE_NAMES["band"]), 96, 96)
+    names = FEATURE_NAMES["band"]
+    inner = (0, slice(None), slice(32, 64), slice(32, 64))
+    curvature, hp_fine = f[inner][names.index("curvature")], f[inner][names.index("hp_fine")]
+    assert torch.allclose(curvature, torch.full_like(curvature, 0.003 * 2 * 16.0), atol=0.005)
+    assert torch.allclose(hp_fine, curvature, atol=0.02)  # the pooled low-pass: within 15 %
+    assert f[inner][names.index("gate_k")].abs().max() == 0  # smooth: F-Net's band is dropped
+
+
+@pytest.mark.parametrize("mode", ["gate", "band"])
+def test_the_features_know_the_face_mask(mode):
+    # Training crops patches of cached features and must high-pass inside the same face mask
+    # as inference does from the crop itself.
+    x = _face_input()
+    x[..., 40:44, 40:44] = -1.0 + 2.0 / 255  # the darkest face colour is still the face
+    f = relief_features(x, torch.zeros(1, 1, 96, 96), 4.0, mode)
+    assert torch.equal(feature_mask(f), input_mask(x))
+    assert feature_mask(f)[0, 0, 40:44, 40:44].min() == 1 and feature_mask(f)[0, 0, :8].max() == 0
+
+
+def test_band_gate_opens_on_structure_only():
+    x = _face_input()
+    mask = input_mask(x)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    ridge = (3.0 * torch.exp(-0.5 * ((xx - 60) / 2.0) ** 2))[None, None]  # a nose-like ridge, 3 px
+    ripple = (0.05 * torch.sin(xx / 1.5))[None, None]  # skin-texture-like detail, 0.05 px
+    k_ridge = band_gate(highpass(ridge, mask, 4.0), mask, 4.0)[0, 0]
+    k_ripple = band_gate(highpass(ripple, mask, 4.0), mask, 4.0)[0, 0]
+    assert k_ridge[40:56, 58:62].min() > 0.99
+    assert k_ridge[40:56, 16:30].max() == 0  # far from the ridge
+    assert k_ripple[16:80, 16:80].max() == 0
+
+
+def test_band_net_starts_by_dropping_the_fine_band_on_smooth_skin_and_trains():
+    torch.manual_seed(0)
+    net = ReliefNet((4, 8, 8), 4.0, mode="band")
+    x = _face_input(64)
+    fine = torch.rand(1, 1, 64, 64) * 0.3  # F-Net's texture: no structure
+    net.zero_detail()
+    f = net.features(fine, x)
+    assert torch.allclose(net(fine, x), -f[:, 8:9] * input_mask(x), atol=1e-6)  # finer = low-pass of fine
+    out = net(fine, torch.rand(1, 3, 64, 64) * 2 - 1)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_warm_start_matches_input_channels_by_name():
+    torch.manual_seed(0)
+    donor = ReliefNet((4, 8, 8), 4.0, mode="gate")
+    net = ReliefNet((4, 8, 8), 4.0, mode="band")
+    net.zero_detail()
+    copied = warm_start(net, donor.state_dict(), "gate")
+    assert copied == len(donor.state_dict())
+    w_old, w_new = donor.down[0][0].weight, net.down[0][0].weight
+    old, new = FEATURE_NAMES["gate"], FEATURE_NAMES["band"]
+    for name in ("red", "hp_log_lum", "slope_x", "slope_y"):
+        assert torch.equal(w_new[:, new.index(name)], w_old[:, old.index(name)])
+    for name in ("curvature", "gate_k"):
+        assert w_new[:, new.index(name)].abs().max() == 0
+    assert torch.equal(net.head.weight, donor.head.weight[:1]) and torch.equal(net.down[1][0].weight, donor.down[1][0].weight)
+
+
+def test_band_chain_round_trips(tmp_path):
+    from df2net.model.weights import load_weights, save_weights
+
+    cfg = replace(RELIEF_CFG, relief_mode="band")
+    model = build_model(cfg).eval()
+    assert model.FrNet.mode == "band"
+    path = save_weights(model, cfg, tmp_path / "w.safetensors")
+    loaded = load_weights(path)
+    assert loaded.config.relief_mode == "band" and loaded.model.FrNet.mode == "band"
+    with pytest.raises(ValueError, match="relief_mode"):
+        replace(RELIEF_CFG, relief_mode="nope")
 
 
 def test_chain_adds_the_relief_to_the_fine_depth_and_round_trips(tmp_path):
@@ -163,3 +251,26 @@ def test_train_relief_runs_resumes_and_ships_a_loadable_chain(tmp_path, random_w
     path2 = train_relief(replace(cfg, steps=9), resume=True, progress=False)
     history = __import__("json").loads((tmp_path / "run" / "history.json").read_text())
     assert [h["step"] for h in history] == [3, 6, 9] and path2 == path
+
+
+def test_band_run_trains_and_its_gain_scan_ships_the_chosen_gain(tmp_path, random_weights):
+    import json
+
+    from df2net.model.weights import load_model
+    from df2net.train.relief import ReliefTrainConfig, scan_gain, train_relief
+
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        _fake_sample(tmp_path / "data" / f"{i:06d}", rng, marks=True)
+    _fake_sample(tmp_path / "val" / "000000", rng, marks=True)
+    cfg = ReliefTrainConfig(
+        data=[str(tmp_path / "data")], out=str(tmp_path / "run"), init=str(random_weights), val=str(tmp_path / "val"),
+        mode="band", channels=(4, 8, 8), steps=3, batch_size=2, patch_size=64, log_every=3, val_every=3, threads=1,
+    )
+    path = train_relief(cfg, progress=False)
+    assert load_model(path).config.relief_mode == "band"
+    out = scan_gain(tmp_path / "run", (0.5, 2.0), max_false_um=float("inf"))
+    report = json.loads((tmp_path / "run" / "gain_calibration.json").read_text())
+    assert [r["gain"] for r in report["rows"]] == [0.5, 2.0] and report["chosen"] in (0.5, 2.0)
+    shipped = load_model(out)
+    assert shipped.config.relief_gain == report["chosen"] and shipped.model.FrNet.gain == report["chosen"]

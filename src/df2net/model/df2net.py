@@ -14,7 +14,7 @@ from df2net.config import CROP_SIZE
 from df2net.model.dnet import DNET_DIVISOR, DNet
 from df2net.model.fnet import FNet
 from df2net.model.frnet import FrNet
-from df2net.model.relief import ReliefNet
+from df2net.model.relief import RELIEF_MODES, ReliefNet
 
 FinerBase = Literal["dense", "fine"]
 FinerArch = Literal["hypercolumn", "relief"]
@@ -50,6 +50,8 @@ class ModelConfig:
         relief_channels: the relief U-Net's widths, one per level.
         relief_sigma: its high-pass scale in pixels at ``input_size``.
         relief_gain: a fixed factor on its output (calibrated on validation renders).
+        relief_mode: what the relief U-Net sees and does with F-Net's detail band
+            (:data:`~df2net.model.relief.RELIEF_MODES`: ``"band"`` or ``"gate"``).
     """
 
     name: str
@@ -68,6 +70,7 @@ class ModelConfig:
     relief_channels: tuple[int, ...] = (16, 32, 64)
     relief_sigma: float = 4.0
     relief_gain: float = 1.0
+    relief_mode: str = "gate"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "relief_channels", tuple(int(c) for c in self.relief_channels))
@@ -83,6 +86,8 @@ class ModelConfig:
                 problems.append("input_size must be a multiple of 2 ** (levels - 1) of the relief U-Net")
             if self.relief_sigma <= 0:
                 problems.append("relief_sigma must be > 0")
+            if self.relief_mode not in RELIEF_MODES:
+                problems.append(f"relief_mode must be one of {RELIEF_MODES}, got {self.relief_mode!r}")
         if self.dense_channels < 2 or self.dense_channels % 2:
             problems.append(f"dense_channels must be an even number >= 2, got {self.dense_channels}")
         for field_name in ("fine_channels", "finer_channels"):
@@ -170,7 +175,7 @@ class DF2Net(DNet):
         self.config = config
         self.FNet = FNet(config.fine_channels, config.fusion_tail_min)
         if config.finer_arch == "relief":
-            self.FrNet: FrNet | ReliefNet = ReliefNet(config.relief_channels, config.relief_sigma, config.relief_gain)
+            self.FrNet: FrNet | ReliefNet = ReliefNet(config.relief_channels, config.relief_sigma, config.relief_gain, config.relief_mode)
         else:
             self.FrNet = FrNet(config.finer_channels, config.fusion_tail_min)
 

@@ -1,21 +1,29 @@
 """The relief Fr-Net: fine relief read from shading, apart from albedo, as a high-pass residual.
 
-A small U-Net that sees, at full crop resolution, the masked colour crop, the high-pass of its
-log-luminance (shading ratios are albedo-independent where the albedo is smooth; marks are not),
-the high-pass of F-Net's depth (what the fine stage already pressed into the surface) and the
-slopes of F-Net's smooth depth (where the light comes from, relative to the surface). Its output
-is high-passed again with the same operator, so it can only add or remove detail at scales of
-about ``sigma`` pixels and never bends the coarse face. Beside the relief it predicts a gate
-``k`` in [0, 1] that keeps F-Net's own detail band where it is structure (nose, eyelids, lips) and
-drops it where it is F-Net's texture or the image's colour pressed in (smooth skin):
+A small U-Net at full crop resolution. Its output is high-passed with the same operator as its
+target, so it can only add or remove detail at scales of about ``sigma`` pixels and never bends
+the coarse face. Two modes (:data:`RELIEF_MODES`) say what it sees and what happens to F-Net's own
+detail band ``hp(fine)``:
 
-    finer = fine + hp(gain * relief) - (1 - k) * hp(fine)
+- ``"band"`` (the shipped file): the network sees the masked colour crop, the high-pass of its
+  log-luminance (shading ratios are albedo-independent where the albedo is smooth; marks are
+  not), the slopes and the curvature term ``-(sigma^2 / 2) lap(smooth fine)`` of F-Net's smooth
+  depth (where the light comes from; what the high-pass of a smooth surface is) and a fixed gate
+  ``k`` from the local RMS of F-Net's detail band (:data:`BAND_GATE_PX`): 0 on smooth skin, 1 on
+  the nose, eyelids and lips. It does not see F-Net's detail band itself, so the colour F-Net
+  pressed into it (and F-Net's upsampling texture) cannot pass through:
 
-It is trained (``df2net train --stage finer`` with a relief config) to make
-``hp(finer - true base)`` the true relief of the renders, with albedo-only marks painted on many
-of them, so it learns both to add grooves and to take out F-Net's colour-made false relief.
-Every operator here is a plain tensor function so training and inference compute the same
-features.
+      finer = fine - (1 - k) * hp(fine) + hp(gain * relief)
+
+  On smooth skin the network makes the whole detail band (the face's own curvature there and the
+  relief); on structure F-Net's band stays and the network adds the relief.
+- ``"gate"`` (the first relief Fr-Net): the network also sees ``hp(fine)`` and predicts the gate
+  itself: ``finer = fine + hp(gain * relief) - (1 - k) * hp(fine)``; it learnt to keep most of
+  F-Net's band (k about 0.9), colour-made detail included.
+
+Training (``df2net train-relief``, :mod:`df2net.train.relief`) makes ``hp(finer - true base)``
+the true relief of renders with albedo-only marks painted on many of them. Every operator here is
+a plain tensor function so training and inference compute the same features.
 """
 
 from __future__ import annotations
@@ -26,9 +34,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Channels of :func:`relief_features`: RGB (3), hp log-luminance (1), hp fine depth (1),
-#: slopes of the smooth fine depth (2).
-FEATURE_CHANNELS = 7
+#: The relief network's modes (see the module docstring).
+RELIEF_MODES = ("band", "gate")
+
+#: The channels of :func:`relief_features` by mode, in order. ``"band"`` shows the network all but
+#: its last channel (``hp_fine`` is used for the output only); ``"gate"`` shows all of them.
+FEATURE_NAMES = {
+    "gate": ("red", "green", "blue", "hp_log_lum", "hp_fine", "slope_x", "slope_y"),
+    "band": ("red", "green", "blue", "hp_log_lum", "slope_x", "slope_y", "curvature", "gate_k", "hp_fine"),
+}
+
+#: Channels of :func:`relief_features` and those the network sees (the first ones), by mode.
+FEATURE_CHANNELS = {mode: len(names) for mode, names in FEATURE_NAMES.items()}
+NETWORK_CHANNELS = {"gate": 7, "band": 8}
+
+#: Feature channel of the x slope (it changes sign when a patch is mirrored).
+SLOPE_X_CHANNEL = {mode: names.index("slope_x") for mode, names in FEATURE_NAMES.items()}
+
+#: ``"band"`` mode's gate: the local RMS (Gaussian window of ``sigma``) of F-Net's detail band, in
+#: crop pixels, at which F-Net's band starts to be kept (k = 0 below) and is kept whole (k = 1).
+#: On validation renders that RMS is 0.05-0.2 px where the true base is smooth near the wrinkles
+#: (10th-90th percentile) and 0.3-3 px on the nose, eye sockets and lips.
+BAND_GATE_PX = (0.2, 0.45)
 
 #: Luminance floor (linear light) before the logarithm.
 _LUM_EPS = 0.02
@@ -82,31 +109,75 @@ def highpass(x: Tensor, mask: Tensor, sigma: float) -> Tensor:
     return (x - masked_lowpass(x, mask, sigma)) * mask
 
 
+def feature_mask(features: Tensor) -> Tensor:
+    """The face mask of :func:`relief_features` ``(B, C, H, W)``: where its colour is not zero.
+
+    The features hold the colour times the mask, 0 off the face (a face pixel is never 0 in all
+    three channels: 8-bit values map to odd multiples of 1/255 in [-1, 1]).
+    """
+    return (features[:, :3] != 0).any(dim=1, keepdim=True).to(features.dtype)
+
+
 def input_mask(x: Tensor) -> Tensor:
     """The face mask of a masked network input ``x (B, 3, H, W)`` in [-1, 1] (off-mask is -1)."""
     return (x > -1.0 + 1e-3).any(dim=1, keepdim=True).to(x.dtype)
 
 
-def relief_features(x: Tensor, fine_px: Tensor, sigma: float) -> Tensor:
-    """The relief network's input ``(B, 7, H, W)`` from the masked crop and F-Net's depth.
+def _smooth_slopes(fine_px: Tensor, mask: Tensor, sigma: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The smooth fine depth (masked low-pass) and its central-difference x and y slopes."""
+    smooth = masked_lowpass(fine_px, mask, sigma)
+    gx = F.pad((smooth[..., :, 2:] - smooth[..., :, :-2]) * 0.5, (1, 1, 0, 0)) * mask
+    gy = F.pad((smooth[..., 2:, :] - smooth[..., :-2, :]) * 0.5, (0, 0, 1, 1)) * mask
+    return smooth, gx, gy
+
+
+def band_gate(hp_fine: Tensor, mask: Tensor, sigma: float) -> Tensor:
+    """``"band"`` mode's gate ``k (B, 1, H, W)`` in [0, 1] from F-Net's detail band (:data:`BAND_GATE_PX`)."""
+    rms = masked_lowpass(hp_fine * hp_fine, mask, sigma).clamp_min(0.0).sqrt()
+    lo, hi = BAND_GATE_PX
+    return ((rms - lo) / (hi - lo)).clamp(0.0, 1.0) * mask
+
+
+def relief_features(x: Tensor, fine_px: Tensor, sigma: float, mode: str = "gate") -> Tensor:
+    """The relief network's features ``(B, FEATURE_CHANNELS[mode], H, W)`` from the crop and F-Net's depth.
 
     Args:
         x: masked crop ``(B, 3, H, W)`` in [-1, 1].
         fine_px: F-Net's depth ``(B, 1, H, W)`` in pixels of this grid (any offset).
         sigma: the high-pass scale in pixels.
+        mode: a :data:`RELIEF_MODES` name.
     """
+    if mode not in RELIEF_MODES:
+        raise ValueError(f"relief mode must be one of {RELIEF_MODES}, got {mode!r}")
     mask = input_mask(x)
     rgb01 = (x + 1.0) * 0.5
     lum = (0.2126 * rgb01[:, 0:1] + 0.7152 * rgb01[:, 1:2] + 0.0722 * rgb01[:, 2:3]).clamp(0.0, 1.0)
     log_lum = torch.log(lum.pow(2.2) + _LUM_EPS)
     hp_lum = highpass(log_lum, mask, sigma)
     hp_fine = highpass(fine_px, mask, sigma)
-    smooth = masked_lowpass(fine_px, mask, sigma)
-    gx = (smooth[..., :, 2:] - smooth[..., :, :-2]) * 0.5
-    gy = (smooth[..., 2:, :] - smooth[..., :-2, :]) * 0.5
-    gx = F.pad(gx, (1, 1, 0, 0)) * mask
-    gy = F.pad(gy, (0, 0, 1, 1)) * mask
-    return torch.cat([x * mask, hp_lum * 4.0, hp_fine, gx, gy], dim=1)
+    smooth, gx, gy = _smooth_slopes(fine_px, mask, sigma)
+    if mode == "gate":
+        return torch.cat([x * mask, hp_lum * 4.0, hp_fine, gx, gy], dim=1)
+    curvature = -0.5 * sigma**2 * _laplacian(smooth) * _erode_mask(mask, _POOL)
+    return torch.cat([x * mask, hp_lum * 4.0, gx, gy, curvature, band_gate(hp_fine, mask, sigma), hp_fine], dim=1)
+
+
+def _laplacian(smooth: Tensor) -> Tensor:
+    """Laplacian of a :func:`lowpass` output, per pixel², by second differences ``_POOL`` pixels apart.
+
+    The low-pass is bilinear between knots ``_POOL`` pixels apart, so a one-pixel stencil would
+    see its kinks (zero between knots, spikes at them); at the knots' spacing the second
+    difference of a quadratic is exact everywhere.
+    """
+    h = _POOL
+    p = F.pad(smooth, (h, h, h, h), mode="replicate")
+    centre = p[..., h:-h, h:-h]
+    return (p[..., h:-h, 2 * h :] + p[..., h:-h, : -2 * h] + p[..., 2 * h :, h:-h] + p[..., : -2 * h, h:-h] - 4.0 * centre) / h**2
+
+
+def _erode_mask(mask: Tensor, px: int) -> Tensor:
+    """``mask`` eroded by ``px`` pixels (a stencil that reaches off the face at its border)."""
+    return -F.max_pool2d(-mask, 2 * px + 1, stride=1, padding=px)
 
 
 class _ConvPair(nn.Sequential):
@@ -122,20 +193,24 @@ class _ConvPair(nn.Sequential):
 class ReliefNet(nn.Module):
     """``(fine_px (B, 1, H, W), x (B, 3, H, W)) -> detail change (B, 1, H, W)`` in pixels.
 
-    A U-Net over :func:`relief_features` with ``len(channels)`` levels (two 3x3 convolutions per
-    encoder level, one per decoder level; H and W multiples of ``2 ** (levels - 1)``), bilinear
-    upsampling (no checkerboard) and a 1x1 head of two maps: the relief, times ``gain`` and
-    high-passed at ``sigma`` inside the face mask, and the gate logit (see the module docstring).
+    A U-Net over :func:`relief_features` of ``mode`` with ``len(channels)`` levels (two 3x3
+    convolutions per encoder level, one per decoder level; H and W multiples of
+    ``2 ** (levels - 1)``), bilinear upsampling (no checkerboard) and a 1x1 head: the relief,
+    times ``gain`` and high-passed at ``sigma`` inside the face mask, and in ``"gate"`` mode the
+    gate's logit too (see the module docstring).
     """
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 64), sigma: float = 4.0, gain: float = 1.0) -> None:
+    def __init__(self, channels: tuple[int, ...] = (16, 32, 64), sigma: float = 4.0, gain: float = 1.0, mode: str = "gate") -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError("ReliefNet needs at least two levels")
+        if mode not in RELIEF_MODES:
+            raise ValueError(f"relief mode must be one of {RELIEF_MODES}, got {mode!r}")
         self.sigma = float(sigma)
         self.gain = float(gain)
+        self.mode = mode
         self.down = nn.ModuleList()
-        cin = FEATURE_CHANNELS
+        cin = NETWORK_CHANNELS[mode]
         for c in channels:
             self.down.append(_ConvPair(cin, c))
             cin = c
@@ -143,7 +218,7 @@ class ReliefNet(nn.Module):
         for c_skip in reversed(channels[:-1]):
             self.up.append(nn.Sequential(nn.Conv2d(cin + c_skip, c_skip, 3, padding=1), nn.LeakyReLU(0.1)))
             cin = c_skip
-        self.head = nn.Conv2d(cin, 2, 1)  # relief (pixels) and the gate's logit
+        self.head = nn.Conv2d(cin, 2 if mode == "gate" else 1, 1)  # relief (pixels) [and the gate's logit]
 
     @property
     def divisor(self) -> int:
@@ -151,17 +226,21 @@ class ReliefNet(nn.Module):
 
     @torch.no_grad()
     def zero_detail(self) -> None:
-        """Start with no relief and the gate half open (k = 0.5, where its gradient is largest:
-        a nearly closed start, k = 0.98, left it stuck there)."""
+        """Start with no relief (and in ``"gate"`` mode the gate half open, k = 0.5, where its
+        gradient is largest: a nearly closed start, k = 0.98, left it stuck there)."""
         self.head.weight.zero_()
         self.head.bias.zero_()
 
+    def features(self, fine_px: Tensor, x: Tensor) -> Tensor:
+        """:func:`relief_features` of this network's mode and scale."""
+        return relief_features(x, fine_px, self.sigma, self.mode)
+
     def forward_features(self, features: Tensor, mask: Tensor) -> Tensor:
-        """The relief ``(B, 1, H, W)`` in pixels from precomputed :func:`relief_features`."""
+        """The detail change ``(B, 1, H, W)`` in pixels from precomputed :meth:`features`."""
         if features.shape[-1] % self.divisor or features.shape[-2] % self.divisor:
             raise ValueError(f"ReliefNet needs H and W multiples of {self.divisor}, got {tuple(features.shape)}")
         skips = []
-        h = features
+        h = features[:, : NETWORK_CHANNELS[self.mode]]
         for i, block in enumerate(self.down):
             if i:
                 h = F.max_pool2d(h, 2)
@@ -172,9 +251,43 @@ class ReliefNet(nn.Module):
             h = block(torch.cat([h, skip], dim=1))
         head = self.head(h)
         relief = highpass(head[:, 0:1] * self.gain, mask, self.sigma)
-        drop = 1.0 - torch.sigmoid(head[:, 1:2])
-        return relief - drop * features[:, 4:5] * mask
+        if self.mode == "gate":
+            drop = 1.0 - torch.sigmoid(head[:, 1:2])
+            return relief - drop * features[:, 4:5] * mask
+        k = features[:, 7:8]
+        return relief - (1.0 - k) * features[:, 8:9] * mask
 
     def forward(self, fine_px: Tensor, x: Tensor) -> Tensor:
-        """The relief in pixels for F-Net's depth ``fine_px`` and the masked crop ``x``."""
-        return self.forward_features(relief_features(x, fine_px, self.sigma), input_mask(x))
+        """The detail change in pixels for F-Net's depth ``fine_px`` and the masked crop ``x``."""
+        return self.forward_features(self.features(fine_px, x), input_mask(x))
+
+
+def warm_start(net: ReliefNet, state: dict[str, Tensor], mode: str) -> int:
+    """Copy a relief network's tensors of ``mode`` into ``net`` where they fit; returns how many.
+
+    Tensors of the same shape are copied; the first convolution's input channels are matched by
+    feature name (:data:`FEATURE_NAMES`; channels new to ``net`` start at zero) and the head's
+    relief row is kept when the head's size differs.
+    """
+    own = net.state_dict()
+    first = "down.0.0.weight"
+    copied = 0
+    for key, value in state.items():
+        if key not in own:
+            continue
+        if own[key].shape == value.shape:
+            own[key] = value.clone()
+        elif key == first:
+            new = torch.zeros_like(own[key])
+            old_names = FEATURE_NAMES[mode][: value.shape[1]]
+            for i, name in enumerate(FEATURE_NAMES[net.mode][: new.shape[1]]):
+                if name in old_names:
+                    new[:, i] = value[:, old_names.index(name)]
+            own[key] = new
+        elif key.startswith("head."):
+            own[key] = value[: own[key].shape[0]].clone()
+        else:
+            continue
+        copied += 1
+    net.load_state_dict(own)
+    return copied

@@ -4,11 +4,16 @@ D-Net and F-Net stay frozen (they come from ``init``); their fine depth of every
 is computed once, with the relief network's input features, and cached in memory. Then the
 relief network trains on random patches:
 
-- target: where the true base surface is smooth (its local high-pass RMS,
-  :func:`df2net.metrics.base_roughness`, under ``smooth_base_px``), ``hp(depth_true - fine)``, the detail band (below ``sigma``) of what F-Net got wrong
-  there: the true relief it missed, minus the false relief it pressed in from the image's colour;
-  elsewhere (nose, eyes, lips, where F-Net's structural error in that band is pixels, ten times the
-  relief) ``hp(depth_true - base)``, the relief alone, so those errors do not drown the wrinkles;
+- target (``mode="gate"``): where the true base surface is smooth (its local high-pass RMS,
+  :func:`df2net.metrics.base_roughness`, under ``smooth_base_px``), ``hp(depth_true - fine)``,
+  the detail band (below ``sigma``) of what F-Net got wrong there: the true relief it missed,
+  minus the false relief it pressed in from the image's colour; elsewhere (nose, eyes, lips,
+  where F-Net's structural error in that band is pixels, ten times the relief)
+  ``hp(depth_true - base)``, the relief alone, so those errors do not drown the wrinkles;
+- target (``mode="band"``): ``relief - (1 - k) s hp(fine - base)`` with the network's own fixed
+  gate ``k`` (:func:`df2net.model.relief.band_gate`) and ``s`` the true base's smoothness as
+  above: where F-Net's band is dropped the network puts back the base's band and the relief,
+  elsewhere it adds the relief;
 - loss: weighted squared error (a conditional mean: less shrinkage of uncertain grooves than L1's
   median) plus an L1 on its gradient; weights ``detail_boost`` near the relief and ``marks_boost``
   under albedo-only marks — the explicit penalty on relief where only colour changed;
@@ -33,9 +38,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from df2net.model.relief import highpass, input_mask, relief_features
+from df2net.model.relief import RELIEF_MODES, SLOPE_X_CHANNEL, feature_mask, highpass, input_mask, relief_features
 
-__all__ = ["ReliefTrainConfig", "train_relief"]
+__all__ = ["ReliefTrainConfig", "scan_gain", "train_relief"]
 
 
 @dataclass
@@ -48,6 +53,9 @@ class ReliefTrainConfig:
     val: str | None = None
     channels: tuple[int, ...] = (16, 32, 64)
     sigma: float = 4.0
+    mode: str = "gate"  # a df2net.model.relief.RELIEF_MODES name
+    # A weights file whose relief Fr-Net warm-starts this one (df2net.model.relief.warm_start).
+    init_relief: str | None = None
     steps: int = 3000
     time_limit_min: float | None = None
     batch_size: int = 16
@@ -161,8 +169,14 @@ def _items_for_sample(chain: Any, folder: Path, cfg: ReliefTrainConfig) -> list[
     items = []
     for image in images:
         fine, x = fine_depth_px(chain, image, mask)
-        feats = relief_features(x, fine, cfg.sigma)
-        target = relief - smooth_t * highpass(fine - base, m_t, cfg.sigma)
+        feats = relief_features(x, fine, cfg.sigma, cfg.mode)
+        if cfg.mode == "band":
+            # The change the network makes: the relief everywhere, and where F-Net's band is
+            # dropped (k < 1) the base's own band in place of F-Net's -- where the true base is
+            # smooth too: where it is not, F-Net missed structure (pixels) the image cannot give.
+            target = relief - (1.0 - feats[:, 7:8]) * smooth_t * highpass(fine - base, m_t, cfg.sigma)
+        else:
+            target = relief - smooth_t * highpass(fine - base, m_t, cfg.sigma)
         items.append(
             _Item(
                 features=feats[0].to(torch.float16),
@@ -199,18 +213,18 @@ def _batch(items: list[_Item], cfg: ReliefTrainConfig, rng: np.random.Generator)
         w = it.weight[cy : cy + p, cx : cx + p].float()
         if rng.uniform() < 0.5:
             f, t, w = f.flip(-1), t.flip(-1), w.flip(-1)
-            f[5] = -f[5]  # the x slope changes sign
-        m = (f[:3] > -1.0 + 1e-3).any(0, keepdim=True).float()
+            f[SLOPE_X_CHANNEL[cfg.mode]] *= -1.0  # the x slope changes sign
+        m = feature_mask(f[None])[0]
         gamma = float(rng.uniform(0.8, 1.25))
         gain = float(rng.uniform(0.8, 1.2))
         rgb01 = ((f[:3] + 1.0) * 0.5).clamp(0, 1) ** gamma * gain
-        f[:3] = (rgb01.clamp(0, 1) * 2.0 - 1.0) * m + (m - 1.0)
+        f[:3] = (rgb01.clamp(0, 1) * 2.0 - 1.0) * m
         f[3] = f[3] * gamma
         feats.append(f)
         targets.append(t)
         weights.append(w)
     feats_t = torch.stack(feats)
-    return feats_t, input_mask(feats_t[:, :3]), torch.stack(targets)[:, None], torch.stack(weights)[:, None]
+    return feats_t, feature_mask(feats_t), torch.stack(targets)[:, None], torch.stack(weights)[:, None]
 
 
 def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -237,7 +251,7 @@ def _lr_factor(step: int, cfg: ReliefTrainConfig, progress: float) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * p))
 
 
-def _prepare(chain: Any, folders: list[Path], sigma: float) -> list[tuple[dict, np.ndarray, dict]]:
+def _prepare(chain: Any, folders: list[Path], sigma: float, mode: str) -> list[tuple[dict, np.ndarray, dict]]:
     """Each validation sample with F-Net's depth and the relief features of its image(s)."""
     from df2net.data.dataset import load_sample
 
@@ -249,7 +263,7 @@ def _prepare(chain: Any, folders: list[Path], sigma: float) -> list[tuple[dict, 
         for key in ("image", "image_unmarked"):
             if key in s:
                 fine, x = fine_depth_px(chain, s[key], mask)
-                inputs[key] = (fine, relief_features(x, fine, sigma), input_mask(x))
+                inputs[key] = (fine, relief_features(x, fine, sigma, mode), input_mask(x))
         prepared.append((s, mask, inputs))
     return prepared
 
@@ -278,7 +292,7 @@ def _score(prepared: list[tuple[dict, np.ndarray, dict]], net: torch.nn.Module, 
 @torch.inference_mode()
 def validate(chain: Any, net: torch.nn.Module, folders: list[Path], sigma: float) -> dict[str, float]:
     """Median relief r, slope and false relief (µm) of ``fine + net`` on validation renders."""
-    return _score(_prepare(chain, folders, sigma), net, sigma)
+    return _score(_prepare(chain, folders, sigma, net.mode), net, sigma)
 
 
 @torch.inference_mode()
@@ -291,7 +305,7 @@ def calibrate_gain(
     Returns the gain and one row per gain (median r, slope, false relief). F-Net's depth and the
     features are computed once; only the relief network runs again per gain.
     """
-    prepared = _prepare(chain, folders, sigma)
+    prepared = _prepare(chain, folders, sigma, net.mode)
     rows = []
     saved_gain = net.gain
     for g in gains:
@@ -301,6 +315,23 @@ def calibrate_gain(
     ok = [r for r in rows if r["false_relief_um"] <= max_false_um] or rows[:1]
     best = min(ok, key=lambda r: abs(r["relief_slope"] - 1.0))
     return float(best["gain"]), rows
+
+
+def scan_gain(run: str | Path, gains: tuple[float, ...], max_false_um: float) -> Path:
+    """Scan the output gain of a finished run's relief network on its validation renders
+    (:func:`calibrate_gain`); writes ``RUN/gain_calibration.json`` and
+    ``RUN/final_calibrated.safetensors`` (the chosen gain), and returns the latter."""
+    run = Path(run)
+    cfg = ReliefTrainConfig.load(run / "config.json")
+    if not cfg.val:
+        raise ValueError(f"{run}: the run has no validation renders (val) to scan the gain on")
+    loaded = _load_chain(str(run / "final.safetensors"))
+    net = loaded.model.FrNet
+    gain, rows = calibrate_gain(loaded, net, _sample_folders([cfg.val]), cfg.sigma, gains, max_false_um)
+    report = {"gains": list(gains), "max_false_um": max_false_um, "chosen": gain, "rows": rows}
+    (run / "gain_calibration.json").write_text(json.dumps(report, indent=1))
+    extra = {"gain_calibration": report}
+    return export_weights(loaded, net, cfg, run / "final_calibrated.safetensors", extra=extra, gain=gain)
 
 
 def _save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, elapsed: float, history: list) -> None:
@@ -325,6 +356,7 @@ def export_weights(
         relief_channels=tuple(cfg.channels),
         relief_sigma=cfg.sigma,
         relief_gain=float(gain),
+        relief_mode=cfg.mode,
     )
     model = build_model(model_cfg)
     state = {k: v for k, v in chain.model.state_dict().items() if not k.startswith("FrNet.")}
@@ -350,11 +382,19 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     chain = _load_chain(cfg.init)
-    net = ReliefNet(tuple(cfg.channels), cfg.sigma)
+    if cfg.mode not in RELIEF_MODES:
+        raise ValueError(f"relief mode must be one of {RELIEF_MODES}, got {cfg.mode!r}")
+    net = ReliefNet(tuple(cfg.channels), cfg.sigma, mode=cfg.mode)
     net.zero_detail()
+    ckpt_path = run / "checkpoint.pt"
+    if cfg.init_relief and not (resume and ckpt_path.is_file()):
+        from df2net.model.relief import warm_start
+
+        donor = _load_chain(cfg.init_relief)
+        state = {k[len("FrNet.") :]: v for k, v in donor.model.state_dict().items() if k.startswith("FrNet.")}
+        warm_start(net, state, donor.config.relief_mode)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, elapsed, history = 0, 0.0, []
-    ckpt_path = run / "checkpoint.pt"
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, weights_only=True)
         net.load_state_dict(ckpt["net"])

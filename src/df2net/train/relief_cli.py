@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-config", metavar="JSON", help="a saved config.json (flags given override it)")
     p.add_argument("--init", metavar="W", help="weights whose D- and F-Net are kept (default: shipped)")
     p.add_argument("--val", metavar="DIR", help="validation renders (with marks): relief r/slope and false relief while training")
+    p.add_argument("--mode", choices=("band", "gate"), help="what the relief network sees and does with F-Net's detail band (see df2net.model.relief)")
+    p.add_argument("--init-relief", metavar="W", help="weights whose relief Fr-Net warm-starts this one (tensors that fit)")
     p.add_argument("--steps", type=int)
     p.add_argument("--time-limit", dest="time_limit_min", type=float, metavar="MIN", help="stop after this many minutes")
     p.add_argument("--batch", dest="batch_size", type=int)
@@ -32,14 +34,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--max-samples", type=int, help="use at most this many samples")
     p.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint")
+    p.add_argument(
+        "--scan-gain",
+        metavar="G,G,...",
+        help="instead of training: scan these output gains of RUN's finished relief network on its validation renders "
+        "and write RUN/final_calibrated.safetensors with the gain whose slope is nearest 1 within --max-false",
+    )
+    p.add_argument("--max-false", type=float, default=float("inf"), metavar="UM", help="false-relief bound for --scan-gain (µm)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from df2net.errors import Df2netError
     from df2net.train.relief import ReliefTrainConfig, train_relief
 
     run = Path(args.out)
+    if args.scan_gain:
+        from df2net.train.relief import scan_gain
+
+        try:
+            gains = tuple(float(g) for g in args.scan_gain.split(","))
+            path = scan_gain(run, gains, args.max_false)
+        except (ValueError, FileNotFoundError, Df2netError) as exc:
+            print(f"df2net: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"relief Fr-Net with the chosen gain written to {path} (scan: {run / 'gain_calibration.json'})")
+        return 0
     try:
         if args.resume and (run / "config.json").is_file():
             cfg = ReliefTrainConfig.load(run / "config.json")
@@ -52,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         overrides = {
             k: getattr(args, k)
-            for k in ("init", "val", "steps", "time_limit_min", "batch_size", "patch_size", "lr", "threads", "max_samples")
+            for k in ("init", "val", "mode", "init_relief", "steps", "time_limit_min", "batch_size", "patch_size", "lr", "threads", "max_samples")
             if getattr(args, k) is not None
         }
         if args.data and (args.train_config or args.resume):
