@@ -5,9 +5,9 @@ target, so it can only add or remove detail at scales of about ``sigma`` pixels 
 the coarse face. Two modes (:data:`RELIEF_MODES`) say what it sees and what happens to F-Net's own
 detail band ``hp(fine)``:
 
-- ``"band"`` (the shipped file): the network sees the masked colour crop, the high-pass of its
-  log-luminance (shading ratios are albedo-independent where the albedo is smooth; marks are
-  not), the slopes and the curvature term ``-(sigma^2 / 2) lap(smooth fine)`` of F-Net's smooth
+- ``"band"``: the network sees the masked colour crop, the high-pass of its log-luminance
+  (shading ratios are albedo-independent where the albedo is smooth; marks are not) and of its
+  log-chromaticity (shading keeps the channels' ratios, pigment does not), the slopes and the curvature term ``-(sigma^2 / 2) lap(smooth fine)`` of F-Net's smooth
   depth (where the light comes from; what the high-pass of a smooth surface is) and a fixed gate
   ``k`` from the local RMS of F-Net's detail band (:data:`BAND_GATE_PX`): 0 on smooth skin, 1 on
   the nose, eyelids and lips. It does not see F-Net's detail band itself, so the colour F-Net
@@ -17,7 +17,7 @@ detail band ``hp(fine)``:
 
   On smooth skin the network makes the whole detail band (the face's own curvature there and the
   relief); on structure F-Net's band stays and the network adds the relief.
-- ``"gate"`` (the first relief Fr-Net): the network also sees ``hp(fine)`` and predicts the gate
+- ``"gate"`` (the shipped file's relief Fr-Net): the network also sees ``hp(fine)`` and predicts the gate
   itself: ``finer = fine + hp(gain * relief) - (1 - k) * hp(fine)``; it learnt to keep most of
   F-Net's band (k about 0.9), colour-made detail included.
 
@@ -41,12 +41,16 @@ RELIEF_MODES = ("band", "gate")
 #: its last channel (``hp_fine`` is used for the output only); ``"gate"`` shows all of them.
 FEATURE_NAMES = {
     "gate": ("red", "green", "blue", "hp_log_lum", "hp_fine", "slope_x", "slope_y"),
-    "band": ("red", "green", "blue", "hp_log_lum", "slope_x", "slope_y", "curvature", "gate_k", "hp_fine"),
+    "band": ("red", "green", "blue", "hp_log_lum", "hp_log_rg", "hp_log_bg", "slope_x", "slope_y", "curvature", "gate_k", "hp_fine"),
 }
 
 #: Channels of :func:`relief_features` and those the network sees (the first ones), by mode.
 FEATURE_CHANNELS = {mode: len(names) for mode, names in FEATURE_NAMES.items()}
-NETWORK_CHANNELS = {"gate": 7, "band": 8}
+NETWORK_CHANNELS = {"gate": 7, "band": 10}
+
+#: Feature channels of ``"band"`` mode's gate and of F-Net's detail band.
+GATE_CHANNEL = FEATURE_NAMES["band"].index("gate_k")
+HP_FINE_CHANNEL = FEATURE_NAMES["band"].index("hp_fine")
 
 #: Feature channel of the x slope (it changes sign when a patch is mirrored).
 SLOPE_X_CHANNEL = {mode: names.index("slope_x") for mode, names in FEATURE_NAMES.items()}
@@ -159,7 +163,12 @@ def relief_features(x: Tensor, fine_px: Tensor, sigma: float, mode: str = "gate"
     if mode == "gate":
         return torch.cat([x * mask, hp_lum * 4.0, hp_fine, gx, gy], dim=1)
     curvature = -0.5 * sigma**2 * _laplacian(smooth) * _erode_mask(mask, _POOL)
-    return torch.cat([x * mask, hp_lum * 4.0, gx, gy, curvature, band_gate(hp_fine, mask, sigma), hp_fine], dim=1)
+    # Shading scales the three channels alike; pigment (a mark) changes their ratios.
+    lin = rgb01.clamp(0.0, 1.0).pow(2.2) + _LUM_EPS
+    hp_rg = highpass(torch.log(lin[:, 0:1] / lin[:, 1:2]), mask, sigma)
+    hp_bg = highpass(torch.log(lin[:, 2:3] / lin[:, 1:2]), mask, sigma)
+    gate = band_gate(hp_fine, mask, sigma)
+    return torch.cat([x * mask, hp_lum * 4.0, hp_rg * 4.0, hp_bg * 4.0, gx, gy, curvature, gate, hp_fine], dim=1)
 
 
 def _laplacian(smooth: Tensor) -> Tensor:
@@ -254,8 +263,8 @@ class ReliefNet(nn.Module):
         if self.mode == "gate":
             drop = 1.0 - torch.sigmoid(head[:, 1:2])
             return relief - drop * features[:, 4:5] * mask
-        k = features[:, 7:8]
-        return relief - (1.0 - k) * features[:, 8:9] * mask
+        k = features[:, GATE_CHANNEL : GATE_CHANNEL + 1]
+        return relief - (1.0 - k) * features[:, HP_FINE_CHANNEL : HP_FINE_CHANNEL + 1] * mask
 
     def forward(self, fine_px: Tensor, x: Tensor) -> Tensor:
         """The detail change in pixels for F-Net's depth ``fine_px`` and the masked crop ``x``."""

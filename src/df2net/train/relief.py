@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from df2net.model.relief import RELIEF_MODES, SLOPE_X_CHANNEL, feature_mask, highpass, input_mask, relief_features
+from df2net.model.relief import FEATURE_NAMES, GATE_CHANNEL, RELIEF_MODES, SLOPE_X_CHANNEL, feature_mask, highpass, input_mask, relief_features
 
 __all__ = ["ReliefTrainConfig", "scan_gain", "train_relief"]
 
@@ -174,7 +174,7 @@ def _items_for_sample(chain: Any, folder: Path, cfg: ReliefTrainConfig) -> list[
             # The change the network makes: the relief everywhere, and where F-Net's band is
             # dropped (k < 1) the base's own band in place of F-Net's -- where the true base is
             # smooth too: where it is not, F-Net missed structure (pixels) the image cannot give.
-            target = relief - (1.0 - feats[:, 7:8]) * smooth_t * highpass(fine - base, m_t, cfg.sigma)
+            target = relief - (1.0 - feats[:, GATE_CHANNEL : GATE_CHANNEL + 1]) * smooth_t * highpass(fine - base, m_t, cfg.sigma)
         else:
             target = relief - smooth_t * highpass(fine - base, m_t, cfg.sigma)
         items.append(
@@ -195,6 +195,10 @@ def _sample_folders(dirs: list[str]) -> list[Path]:
     for d in dirs:
         out += [p for p in sorted(Path(d).iterdir()) if p.is_dir() and not p.name.startswith(".") and sample_complete(p, "synthetic")]
     return out
+
+
+#: Feature channels that are high-passed logarithms of the colour, by mode.
+_LOG_CHANNELS = {mode: [i for i, n in enumerate(names) if n.startswith("hp_log")] for mode, names in FEATURE_NAMES.items()}
 
 
 def _batch(items: list[_Item], cfg: ReliefTrainConfig, rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -219,7 +223,8 @@ def _batch(items: list[_Item], cfg: ReliefTrainConfig, rng: np.random.Generator)
         gain = float(rng.uniform(0.8, 1.2))
         rgb01 = ((f[:3] + 1.0) * 0.5).clamp(0, 1) ** gamma * gain
         f[:3] = (rgb01.clamp(0, 1) * 2.0 - 1.0) * m
-        f[3] = f[3] * gamma
+        for c in _LOG_CHANNELS[cfg.mode]:  # a gamma scales log-luminance and log-chromaticity alike
+            f[c] = f[c] * gamma
         feats.append(f)
         targets.append(t)
         weights.append(w)
