@@ -11,18 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import DEMO, SFM_DIR, require_sfm
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SFM_DIR = SHARED / "sfm"
-DEMO = SHARED / "df2net_demo"
+require_sfm()
 
-pytest.importorskip("eos")
-if not (SFM_DIR / "sfm_shape_3448.bin").is_file() or not (DEMO / "1.png").is_file():
-    pytest.skip("../shared/data (SFM and demo photos) not found", allow_module_level=True)
-
-from df2net.data.dataset import load_sample, read_manifest  # noqa: E402
-from df2net.data.make import make_data, sample_rng  # noqa: E402
-from df2net.data.sfm import load_sfm, loop_subdivision, model_subdivision  # noqa: E402
+from df2net.data.dataset import load_sample, read_manifest
+from df2net.data.make import make_data, sample_rng
+from df2net.data.sfm import load_sfm, loop_subdivision, model_subdivision
 
 MANIFEST_KEYS = {"kind", "seed", "count", "crop_size", "df2net_version", "samples"}
 
@@ -225,7 +220,8 @@ def test_evaluate_writes_one_row_per_method_and_the_figure(synth, random_weights
     import json
 
     from df2net.cli import main
-    from df2net.evaluate import iter_samples, load_sample as load_eval_sample, score_sample
+    from df2net.evaluate import iter_samples, score_sample
+    from df2net.evaluate import load_sample as load_eval_sample
 
     out = tmp_path / "eval"
     code = main(["evaluate", str(synth["a"]), "--weights", str(random_weights), "--sfm-dir", str(SFM_DIR),

@@ -6,22 +6,14 @@ eos and dlib; skipped where they are absent. ``benchmarks/yaw.py`` measures the 
 
 from __future__ import annotations
 
-from pathlib import Path
+from shared_data import DEMO, SFM_DIR, require_sfm
 
-import pytest
+require_sfm()
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SFM_DIR = SHARED / "sfm"
-DEMO = SHARED / "df2net_demo"
-
-pytest.importorskip("eos")
-if not (SFM_DIR / "sfm_shape_3448.bin").is_file() or not (DEMO / "1.png").is_file():
-    pytest.skip("../shared/data (SFM and demo photos) not found", allow_module_level=True)
-
-from df2net.data.make import ensure_textures, sample_rng  # noqa: E402
-from df2net.data.sfm import load_sfm  # noqa: E402
-from df2net.data.synthetic import MAX_LANDMARK_ERROR, SyntheticConfig, render_synthetic  # noqa: E402
-from df2net.data.textures import TextureLibrary  # noqa: E402
+from df2net.data.make import ensure_textures, sample_rng
+from df2net.data.sfm import load_sfm
+from df2net.data.synthetic import MAX_LANDMARK_ERROR, SyntheticConfig, render_synthetic
+from df2net.data.textures import TextureLibrary
 
 #: The sample generator ``(SEED, 0)`` of the turned face (its identity, light and background). Its
 #: landmarks come out 0.02 box sides off; before turned faces kept the landmarks of the detector's
