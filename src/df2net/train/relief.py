@@ -327,6 +327,8 @@ def scan_gain(run: str | Path, gains: tuple[float, ...], max_false_um: float) ->
     (:func:`calibrate_gain`); writes ``RUN/gain_calibration.json`` and
     ``RUN/final_calibrated.safetensors`` (the chosen gain), and returns the latter."""
     run = Path(run)
+    if not (run / "config.json").is_file() or not (run / "final.safetensors").is_file():
+        raise ValueError(f"{run}: not a finished relief-training run (config.json and final.safetensors)")
     cfg = ReliefTrainConfig.load(run / "config.json")
     if not cfg.val:
         raise ValueError(f"{run}: the run has no validation renders (val) to scan the gain on")

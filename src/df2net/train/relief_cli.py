@@ -54,7 +54,10 @@ def _run(args: argparse.Namespace) -> int:
         from df2net.train.relief import scan_gain
 
         try:
-            gains = tuple(float(g) for g in args.scan_gain.split(","))
+            try:
+                gains = tuple(float(g) for g in args.scan_gain.split(","))
+            except ValueError:
+                raise ValueError(f"--scan-gain needs numbers separated by commas, got {args.scan_gain!r}") from None
             path = scan_gain(run, gains, args.max_false)
         except (ValueError, FileNotFoundError, Df2netError) as exc:
             print(f"df2net: error: {exc}", file=sys.stderr)
