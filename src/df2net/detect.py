@@ -180,14 +180,23 @@ def landmark_model_path() -> Path:
         raise Df2netError(str(exc).replace("face model", "face landmark model", 1)) from None
 
 
+#: The dlib models df2net loads, by kind: (dlib's loader's name, what the error calls it).
+_DLIB_MODELS = {
+    "landmarks": ("shape_predictor", "face landmark model"),
+    "cnn": ("cnn_face_detection_model_v1", "face detector model"),
+}
+
+
 @functools.lru_cache(maxsize=4)
-def _load_predictor(path: str) -> Any:
+def _load_dlib_model(kind: str, path: str) -> Any:
+    """One of :data:`_DLIB_MODELS` from ``path``, loaded once per process."""
     import dlib  # local: importing df2net must not pay for dlib
 
+    loader, what = _DLIB_MODELS[kind]
     try:
-        return dlib.shape_predictor(path)
+        return getattr(dlib, loader)(path)
     except RuntimeError as exc:
-        raise Df2netError(f"cannot load face landmark model {path}: {exc}") from None
+        raise Df2netError(f"cannot load {what} {path}: {exc}") from None
 
 
 # dlib's HOG detector lets go of the GIL while it scans but keeps its feature pyramid inside the
@@ -210,16 +219,6 @@ def _borrowed_hog() -> Iterator[Any]:
     finally:
         with _hog_lock:
             _hog_free.append(hog)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_cnn(path: str) -> Any:
-    import dlib
-
-    try:
-        return dlib.cnn_face_detection_model_v1(path)
-    except RuntimeError as exc:
-        raise Df2netError(f"cannot load face detector model {path}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,8 +456,8 @@ class FaceDetector:
         self.min_face_size = min_face_size
         self.cfg = cfg
         self.name = DETECTORS[cfg.detector]
-        self._predictor = _load_predictor(str(path))
-        self._cnn = _load_cnn(str(model_path(CNN_MODEL_NAME))) if cfg.detector != "hog" else None
+        self._predictor = _load_dlib_model("landmarks", str(path))
+        self._cnn = _load_dlib_model("cnn", str(model_path(CNN_MODEL_NAME))) if cfg.detector != "hog" else None
 
     # The face sizes searched: down to the refusal size, or to cfg.search_size if that is smaller,
     # so that faces just too small are still found and reported as such.

@@ -7,8 +7,9 @@ detail band ``hp(fine)``:
 
 - ``"band"``: the network sees the masked colour crop, the high-pass of its log-luminance
   (shading ratios are albedo-independent where the albedo is smooth; marks are not) and of its
-  log-chromaticity (shading keeps the channels' ratios, pigment does not), the slopes and the curvature term ``-(sigma^2 / 2) lap(smooth fine)`` of F-Net's smooth
-  depth (where the light comes from; what the high-pass of a smooth surface is) and a fixed gate
+  log-chromaticity (shading keeps the channels' ratios, pigment does not), the slopes and the
+  curvature term ``-(sigma^2 / 2) lap(smooth fine)`` of F-Net's smooth depth (where the light
+  comes from; what the high-pass of a smooth surface is) and a fixed gate
   ``k`` from the local RMS of F-Net's detail band (:data:`BAND_GATE_PX`): 0 on smooth skin, 1 on
   the nose, eyelids and lips. It does not see F-Net's detail band itself, so the colour F-Net
   pressed into it (and F-Net's upsampling texture) cannot pass through:
@@ -46,7 +47,7 @@ FEATURE_NAMES = {
 
 #: Channels of :func:`relief_features` and those the network sees (the first ones), by mode.
 FEATURE_CHANNELS = {mode: len(names) for mode, names in FEATURE_NAMES.items()}
-NETWORK_CHANNELS = {"gate": 7, "band": 10}
+NETWORK_CHANNELS = {"gate": FEATURE_CHANNELS["gate"], "band": FEATURE_CHANNELS["band"] - 1}
 
 #: Feature channels of ``"band"`` mode's gate and of F-Net's detail band.
 GATE_CHANNEL = FEATURE_NAMES["band"].index("gate_k")

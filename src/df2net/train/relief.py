@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from df2net.model.relief import FEATURE_NAMES, GATE_CHANNEL, RELIEF_MODES, SLOPE_X_CHANNEL, feature_mask, highpass, input_mask, relief_features
+from df2net.model.relief import FEATURE_NAMES, GATE_CHANNEL, SLOPE_X_CHANNEL, feature_mask, highpass, input_mask, relief_features
 
 __all__ = ["ReliefTrainConfig", "scan_gain", "train_relief"]
 
@@ -389,8 +389,6 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     chain = _load_chain(cfg.init)
-    if cfg.mode not in RELIEF_MODES:
-        raise ValueError(f"relief mode must be one of {RELIEF_MODES}, got {cfg.mode!r}")
     net = ReliefNet(tuple(cfg.channels), cfg.sigma, mode=cfg.mode)
     net.zero_detail()
     ckpt_path = run / "checkpoint.pt"
