@@ -267,11 +267,76 @@ def test_band_run_trains_and_its_gain_scan_ships_the_chosen_gain(tmp_path, rando
     cfg = ReliefTrainConfig(
         data=[str(tmp_path / "data")], out=str(tmp_path / "run"), init=str(random_weights), val=str(tmp_path / "val"),
         mode="band", channels=(4, 8, 8), steps=3, batch_size=2, patch_size=64, log_every=3, val_every=3, threads=1,
+        pair_weight=1.0, pair_share=1.0,
     )
     path = train_relief(cfg, progress=False)
     assert load_model(path).config.relief_mode == "band"
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    # Both fake samples are marked, so every batch is one pair and the term is logged (its value
+    # here is 0: the network starts at no relief and the random F-Net's band is gated off).
+    assert np.isfinite(history[-1]["pair_mse"])
     out = scan_gain(tmp_path / "run", (0.5, 2.0), max_false_um=float("inf"))
     report = json.loads((tmp_path / "run" / "gain_calibration.json").read_text())
     assert [r["gain"] for r in report["rows"]] == [0.5, 2.0] and report["chosen"] in (0.5, 2.0)
     shipped = load_model(out)
     assert shipped.config.relief_gain == report["chosen"] and shipped.model.FrNet.gain == report["chosen"]
+
+
+def _paired_items(marked_hp: float) -> list:
+    """A marked and an unmarked version of one fake 'band' image: the marks darken a square of
+    the colour and (by ``marked_hp``) raise F-Net's detail band there."""
+    import torch
+
+    from df2net.model.relief import FEATURE_CHANNELS, HP_FINE_CHANNEL
+    from df2net.train.relief import _Item
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.rand(FEATURE_CHANNELS["band"], 96, 96, generator=g) * 0.5 + 0.2
+    marks = torch.zeros(96, 96)
+    marks[40:56, 40:56] = 1.0
+    marked = feats.clone()
+    marked[:3] -= 0.3 * marks
+    marked[HP_FINE_CHANNEL] += marked_hp * marks
+    target = torch.randn(96, 96, generator=g) * 0.1
+    weight = torch.ones(96, 96)
+    box = (0, 96, 0, 96)
+    unmarked_item = _Item(feats.half(), target.half(), weight.half(), box)
+    marked_item = _Item(marked.half(), target.half(), weight.half(), box, twin=unmarked_item, marks=marks.half())
+    return [marked_item, unmarked_item]
+
+
+def test_paired_batches_hold_the_same_patch_with_and_without_the_marks():
+    import torch
+
+    from df2net.train.relief import ReliefTrainConfig, _batch, pair_loss
+
+    items = _paired_items(marked_hp=0.2)
+    cfg = ReliefTrainConfig(data=[], out="", mode="band", batch_size=6, patch_size=64, pair_weight=1.0, pair_share=0.67)
+    batch = _batch(items, cfg, np.random.default_rng(0))
+    assert batch.features.shape[0] == 6 and len(batch.pairs) == 2 and batch.marks.shape == (2, 1, 64, 64)
+    for (a, b), marks in zip(batch.pairs, batch.marks):
+        assert torch.equal(batch.target[a], batch.target[b])  # the same surface, flip and patch
+        differs = (batch.features[a, :3] != batch.features[b, :3]).any(0)
+        assert differs.any() and not (differs & (marks[0] == 0)).any()  # the colour differs only under the marks
+    # The finer band of each pair differs by F-Net's 0.2 px under the marks; a network output that
+    # cancels it there makes the term 0, one that ignores it leaves 0.2 px² squared.
+    from df2net.model.relief import HP_FINE_CHANNEL
+
+    hp = batch.features[:, HP_FINE_CHANNEL : HP_FINE_CHANNEL + 1]
+    pred = torch.zeros_like(hp, requires_grad=True)
+    loss = pair_loss(pred, hp, batch)
+    assert loss.item() == pytest.approx(0.04, rel=0.05)
+    loss.backward()
+    assert pred.grad.abs().sum() > 0
+    cancel = torch.zeros_like(hp)
+    for (a, b), marks in zip(batch.pairs, batch.marks):
+        cancel[a] = -(hp[a] - hp[b]) * marks
+    assert pair_loss(cancel, hp, batch).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_without_pair_weight_batches_are_independent_patches():
+    from df2net.train.relief import ReliefTrainConfig, _batch
+
+    cfg = ReliefTrainConfig(data=[], out="", mode="band", batch_size=4, patch_size=64)
+    batch = _batch(_paired_items(0.0), cfg, np.random.default_rng(0))
+    assert batch.features.shape[0] == 4 and batch.pairs == [] and batch.marks is None

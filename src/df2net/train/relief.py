@@ -18,7 +18,10 @@ relief network trains on random patches:
   median) plus an L1 on its gradient; weights ``detail_boost`` near the relief and ``marks_boost``
   under albedo-only marks — the explicit penalty on relief where only colour changed;
 - renders with marks train on both versions (marked and unmarked), so the same surface is seen
-  with and without the paint.
+  with and without the paint; with ``pair_weight`` a share ``pair_share`` of each batch holds
+  such pairs, the same patch of both versions, and the loss adds the squared difference of the
+  two finer detail bands (F-Net's kept band plus the network's change) under the marks: the
+  false relief itself, which the target term only reaches through its noisy mean.
 
 Validation (``val`` dataset, marks on every face) reports the relief r / slope near the wrinkles
 and the false relief under the marks (in the relief band), both from :mod:`df2net.metrics`, every
@@ -71,6 +74,10 @@ class ReliefTrainConfig:
     smooth_base_px: tuple[float, float] = (0.5, 1.0)
     border_px: int = 8  # the loss ignores this much of the mask border (one-sided high-pass)
     marks_boost: float = 4.0
+    # Weight of the paired mark-invariance term (0: off) and the share of each batch's patches
+    # spent on marked/unmarked pairs (each pair is two patches).
+    pair_weight: float = 0.0
+    pair_share: float = 0.5
     seed: int = 0
     threads: int | None = None
     checkpoint_every: int = 100
@@ -101,12 +108,15 @@ class ReliefTrainConfig:
 
 @dataclass
 class _Item:
-    """One cached training image: features (7, S, S) f16, target (S, S) f16, weight (S, S) f16."""
+    """One cached training image: features (C, S, S) f16, target (S, S) f16, weight (S, S) f16."""
 
     features: Tensor
     target: Tensor
     weight: Tensor
     box: tuple[int, int, int, int]  # y0, y1, x0, x1 of the face
+    # On a marked image: the same render without its marks, and where the marks are (f16, dilated).
+    twin: _Item | None = None
+    marks: Tensor | None = None
 
 
 def _load_chain(init: str | None) -> Any:
@@ -185,6 +195,9 @@ def _items_for_sample(chain: Any, folder: Path, cfg: ReliefTrainConfig) -> list[
                 box=box,
             )
         )
+    if len(items) == 2 and "marks_mask" in s:
+        items[0].twin = items[1]
+        items[0].marks = torch.from_numpy((_dilate(s["marks_mask"], 2) & mask).astype(np.float16))
     return items
 
 
@@ -197,39 +210,94 @@ def _sample_folders(dirs: list[str]) -> list[Path]:
     return out
 
 
+#: Feature channel of F-Net's detail band, by mode.
+_HP_FINE = {mode: names.index("hp_fine") for mode, names in FEATURE_NAMES.items()}
+
 #: Feature channels that are high-passed logarithms of the colour, by mode.
 _LOG_CHANNELS = {mode: [i for i, n in enumerate(names) if n.startswith("hp_log")] for mode, names in FEATURE_NAMES.items()}
 
 
-def _batch(items: list[_Item], cfg: ReliefTrainConfig, rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """A random batch of patches: features, mask, target, weight, with flips and colour jitter."""
+@dataclass
+class _Batch:
+    """Patches of a training batch; ``pairs`` index (marked, unmarked) patches of the same render."""
+
+    features: Tensor
+    mask: Tensor
+    target: Tensor
+    weight: Tensor
+    pairs: list[tuple[int, int]]
+    marks: Tensor | None  # (P, 1, p, p) where each pair's marks are
+
+
+def _patch_corner(it: _Item, p: int, rng: np.random.Generator) -> tuple[int, int]:
+    y0, y1, x0, x1 = it.box
+    size = it.target.shape[-1]
+    cy = int(rng.integers(max(y0 - p // 4, 0), max(min(y1 - p + p // 4, size - p), max(y0 - p // 4, 0)) + 1))
+    cx = int(rng.integers(max(x0 - p // 4, 0), max(min(x1 - p + p // 4, size - p), max(x0 - p // 4, 0)) + 1))
+    return min(cy, size - p), min(cx, size - p)
+
+
+def _patch(it: _Item, corner: tuple[int, int], p: int, flip: bool, gamma: float, gain: float, mode: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Features, target and weight of one patch, mirrored if ``flip``, colour jittered."""
+    cy, cx = corner
+    f = it.features[:, cy : cy + p, cx : cx + p].float()
+    t = it.target[cy : cy + p, cx : cx + p].float()
+    w = it.weight[cy : cy + p, cx : cx + p].float()
+    if flip:
+        f, t, w = f.flip(-1), t.flip(-1), w.flip(-1)
+        f[SLOPE_X_CHANNEL[mode]] *= -1.0  # the x slope changes sign
+    m = feature_mask(f[None])[0]
+    rgb01 = ((f[:3] + 1.0) * 0.5).clamp(0, 1) ** gamma * gain
+    f[:3] = (rgb01.clamp(0, 1) * 2.0 - 1.0) * m
+    for c in _LOG_CHANNELS[mode]:  # a gamma scales log-luminance and log-chromaticity alike
+        f[c] = f[c] * gamma
+    return f, t, w
+
+
+def _batch(items: list[_Item], cfg: ReliefTrainConfig, rng: np.random.Generator) -> _Batch:
+    """A random batch of patches with flips and colour jitter; with ``pair_weight`` a share of
+    it as marked/unmarked pairs (same patch, flip and jitter)."""
     p = cfg.patch_size
-    feats, targets, weights = [], [], []
-    for _ in range(cfg.batch_size):
-        it = items[int(rng.integers(len(items)))]
-        y0, y1, x0, x1 = it.box
-        size = it.target.shape[-1]
-        cy = int(rng.integers(max(y0 - p // 4, 0), max(min(y1 - p + p // 4, size - p), max(y0 - p // 4, 0)) + 1))
-        cx = int(rng.integers(max(x0 - p // 4, 0), max(min(x1 - p + p // 4, size - p), max(x0 - p // 4, 0)) + 1))
-        cy, cx = min(cy, size - p), min(cx, size - p)
-        f = it.features[:, cy : cy + p, cx : cx + p].float()
-        t = it.target[cy : cy + p, cx : cx + p].float()
-        w = it.weight[cy : cy + p, cx : cx + p].float()
-        if rng.uniform() < 0.5:
-            f, t, w = f.flip(-1), t.flip(-1), w.flip(-1)
-            f[SLOPE_X_CHANNEL[cfg.mode]] *= -1.0  # the x slope changes sign
-        m = feature_mask(f[None])[0]
-        gamma = float(rng.uniform(0.8, 1.25))
-        gain = float(rng.uniform(0.8, 1.2))
-        rgb01 = ((f[:3] + 1.0) * 0.5).clamp(0, 1) ** gamma * gain
-        f[:3] = (rgb01.clamp(0, 1) * 2.0 - 1.0) * m
-        for c in _LOG_CHANNELS[cfg.mode]:  # a gamma scales log-luminance and log-chromaticity alike
-            f[c] = f[c] * gamma
-        feats.append(f)
-        targets.append(t)
-        weights.append(w)
+    paired = [it for it in items if it.twin is not None]
+    n_pairs = min(int(round(cfg.batch_size * cfg.pair_share / 2)), cfg.batch_size // 2) if cfg.pair_weight > 0 and paired else 0
+    feats, targets, weights, pairs, marks = [], [], [], [], []
+    for i in range(cfg.batch_size - n_pairs):
+        it = paired[int(rng.integers(len(paired)))] if i < n_pairs else items[int(rng.integers(len(items)))]
+        corner = _patch_corner(it, p, rng)
+        flip = bool(rng.uniform() < 0.5)
+        gamma, gain = float(rng.uniform(0.8, 1.25)), float(rng.uniform(0.8, 1.2))
+        for one in (it, it.twin) if i < n_pairs else (it,):
+            f, t, w = _patch(one, corner, p, flip, gamma, gain, cfg.mode)
+            feats.append(f)
+            targets.append(t)
+            weights.append(w)
+        if i < n_pairs:
+            pairs.append((len(feats) - 2, len(feats) - 1))
+            cy, cx = corner
+            mk = it.marks[cy : cy + p, cx : cx + p].float()
+            marks.append(mk.flip(-1) if flip else mk)
     feats_t = torch.stack(feats)
-    return feats_t, feature_mask(feats_t), torch.stack(targets)[:, None], torch.stack(weights)[:, None]
+    return _Batch(
+        features=feats_t,
+        mask=feature_mask(feats_t),
+        target=torch.stack(targets)[:, None],
+        weight=torch.stack(weights)[:, None],
+        pairs=pairs,
+        marks=torch.stack(marks)[:, None] if marks else None,
+    )
+
+
+def pair_loss(pred: Tensor, hp_fine: Tensor, batch: _Batch) -> Tensor:
+    """Mean square (px²) under the marks of what the marks change in the finer detail band
+    (``hp_fine + pred``) between each pair's marked and unmarked patch; 0 without pairs."""
+    if not batch.pairs or batch.marks is None:
+        return pred.new_zeros(())
+    band = (hp_fine + pred) * batch.mask
+    a = torch.tensor([i for i, _ in batch.pairs])
+    b = torch.tensor([j for _, j in batch.pairs])
+    d = band[a] - band[b]
+    m = batch.marks * batch.mask[a] * batch.mask[b]
+    return (m * d * d).sum() / m.sum().clamp_min(1.0)
 
 
 def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -436,9 +504,14 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
         share = max(step / cfg.steps, elapsed / limit_s if limit_s else 0.0)
         for g in opt.param_groups:
             g["lr"] = float(cfg.lr * _lr_factor(step, cfg, share))
-        feats, mask, target, weight = _batch(items, cfg, rng)
-        pred = net.forward_features(feats, mask)
-        loss, parts = relief_loss(pred, target * mask, weight * mask, cfg.gradient_weight)
+        batch = _batch(items, cfg, rng)
+        mask = batch.mask
+        pred = net.forward_features(batch.features, mask)
+        loss, parts = relief_loss(pred, batch.target * mask, batch.weight * mask, cfg.gradient_weight)
+        if cfg.pair_weight > 0:
+            pair = pair_loss(pred, batch.features[:, _HP_FINE[cfg.mode] : _HP_FINE[cfg.mode] + 1], batch)
+            loss = loss + 10.0 * cfg.pair_weight * pair
+            parts.update(loss=loss.item(), pair_mse=pair.item())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -32,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--pair-weight",
+        type=float,
+        metavar="W",
+        help="weight of the paired term: the same patch with and without its marks must get the same detail (0: off)",
+    )
     p.add_argument("--max-samples", type=int, help="use at most this many samples")
     p.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint")
     p.add_argument(
@@ -76,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         overrides = {
             k: getattr(args, k)
-            for k in ("init", "val", "mode", "init_relief", "steps", "time_limit_min", "batch_size", "patch_size", "lr", "threads", "max_samples")
+            for k in ("init", "val", "mode", "init_relief", "steps", "time_limit_min", "batch_size", "patch_size", "lr", "threads", "max_samples", "pair_weight")
             if getattr(args, k) is not None
         }
         if args.data and (args.train_config or args.resume):
