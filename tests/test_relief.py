@@ -296,7 +296,7 @@ def _paired_items(marked_hp: float) -> list:
     marks[40:56, 40:56] = 1.0
     marked = feats.clone()
     marked[:3] -= 0.3 * marks
-    marked[HP_FINE_CHANNEL] += marked_hp * marks
+    marked[HP_FINE_CHANNEL["band"]] += marked_hp * marks
     target = torch.randn(96, 96, generator=g) * 0.1
     weight = torch.ones(96, 96)
     box = (0, 96, 0, 96)
@@ -322,7 +322,8 @@ def test_paired_batches_hold_the_same_patch_with_and_without_the_marks():
     # cancels it there makes the term 0, one that ignores it leaves 0.2 px² squared.
     from df2net.model.relief import HP_FINE_CHANNEL
 
-    hp = batch.features[:, HP_FINE_CHANNEL : HP_FINE_CHANNEL + 1]
+    c = HP_FINE_CHANNEL["band"]
+    hp = batch.features[:, c : c + 1]
     pred = torch.zeros_like(hp, requires_grad=True)
     loss = pair_loss(pred, hp, batch)
     assert loss.item() == pytest.approx(0.04, rel=0.05)

@@ -49,9 +49,11 @@ FEATURE_NAMES = {
 FEATURE_CHANNELS = {mode: len(names) for mode, names in FEATURE_NAMES.items()}
 NETWORK_CHANNELS = {"gate": FEATURE_CHANNELS["gate"], "band": FEATURE_CHANNELS["band"] - 1}
 
-#: Feature channels of ``"band"`` mode's gate and of F-Net's detail band.
+#: Feature channel of ``"band"`` mode's gate.
 GATE_CHANNEL = FEATURE_NAMES["band"].index("gate_k")
-HP_FINE_CHANNEL = FEATURE_NAMES["band"].index("hp_fine")
+
+#: Feature channel of F-Net's detail band, by mode.
+HP_FINE_CHANNEL = {mode: names.index("hp_fine") for mode, names in FEATURE_NAMES.items()}
 
 #: Feature channel of the x slope (it changes sign when a patch is mirrored).
 SLOPE_X_CHANNEL = {mode: names.index("slope_x") for mode, names in FEATURE_NAMES.items()}
@@ -261,11 +263,13 @@ class ReliefNet(nn.Module):
             h = block(torch.cat([h, skip], dim=1))
         head = self.head(h)
         relief = highpass(head[:, 0:1] * self.gain, mask, self.sigma)
+        c = HP_FINE_CHANNEL[self.mode]
+        hp_fine = features[:, c : c + 1]
         if self.mode == "gate":
             drop = 1.0 - torch.sigmoid(head[:, 1:2])
-            return relief - drop * features[:, 4:5] * mask
+            return relief - drop * hp_fine * mask
         k = features[:, GATE_CHANNEL : GATE_CHANNEL + 1]
-        return relief - (1.0 - k) * features[:, HP_FINE_CHANNEL : HP_FINE_CHANNEL + 1] * mask
+        return relief - (1.0 - k) * hp_fine * mask
 
     def forward(self, fine_px: Tensor, x: Tensor) -> Tensor:
         """The detail change in pixels for F-Net's depth ``fine_px`` and the masked crop ``x``."""

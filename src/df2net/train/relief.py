@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from df2net.model.relief import FEATURE_NAMES, GATE_CHANNEL, SLOPE_X_CHANNEL, feature_mask, highpass, input_mask, relief_features
+from df2net.model.relief import FEATURE_NAMES, GATE_CHANNEL, HP_FINE_CHANNEL, SLOPE_X_CHANNEL, feature_mask, highpass, input_mask, relief_features
 
 __all__ = ["ReliefTrainConfig", "scan_gain", "train_relief"]
 
@@ -209,9 +209,6 @@ def _sample_folders(dirs: list[str]) -> list[Path]:
         out += [p for p in sorted(Path(d).iterdir()) if p.is_dir() and not p.name.startswith(".") and sample_complete(p, "synthetic")]
     return out
 
-
-#: Feature channel of F-Net's detail band, by mode.
-_HP_FINE = {mode: names.index("hp_fine") for mode, names in FEATURE_NAMES.items()}
 
 #: Feature channels that are high-passed logarithms of the colour, by mode.
 _LOG_CHANNELS = {mode: [i for i, n in enumerate(names) if n.startswith("hp_log")] for mode, names in FEATURE_NAMES.items()}
@@ -509,7 +506,8 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
         pred = net.forward_features(batch.features, mask)
         loss, parts = relief_loss(pred, batch.target * mask, batch.weight * mask, cfg.gradient_weight)
         if cfg.pair_weight > 0:
-            pair = pair_loss(pred, batch.features[:, _HP_FINE[cfg.mode] : _HP_FINE[cfg.mode] + 1], batch)
+            c = HP_FINE_CHANNEL[cfg.mode]
+            pair = pair_loss(pred, batch.features[:, c : c + 1], batch)
             loss = loss + 10.0 * cfg.pair_weight * pair
             parts.update(loss=loss.item(), pair_mse=pair.item())
         opt.zero_grad(set_to_none=True)
