@@ -658,3 +658,113 @@ def test_model_overrides_apply_to_the_init_weights_own_config(data_dirs: tuple[P
     before = load_weights(init).model.state_dict()
     after = trainer.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("FrNet."))
+
+
+# --------------------------------------------------------------------------- albedo-only marks, in pairs
+
+
+def paint_marks(root: Path, names: list[str], seed: int) -> None:
+    """Give samples ``names`` of a dataset folder dark albedo-only dots (colour only, the depth
+    unchanged), as ``make-data synthetic --marks`` does: ``image.png`` is the marked render,
+    ``image_unmarked.png`` the original, ``marks_mask.png`` where the dots are."""
+    rng = np.random.default_rng(seed)
+    for name in names:
+        folder = root / name
+        plain = np.asarray(Image.open(folder / "image.png"))
+        face = np.asarray(Image.open(folder / "mask.png")) > 127
+        marks = np.zeros(face.shape, bool)
+        ys, xs = np.nonzero(face)
+        yy, xx = np.mgrid[: face.shape[0], : face.shape[1]]
+        for k in rng.choice(ys.size, 12, replace=False):
+            marks |= (yy - ys[k]) ** 2 + (xx - xs[k]) ** 2 <= rng.uniform(3, 8) ** 2
+        marks &= face
+        marked = np.where(marks[..., None], (plain * 0.45).astype(np.uint8), plain)
+        Image.fromarray(plain).save(folder / "image_unmarked.png")
+        Image.fromarray(marked).save(folder / "image.png")
+        Image.fromarray(marks.astype(np.uint8) * 255).save(folder / "marks_mask.png")
+
+
+@pytest.fixture(scope="module")
+def marked_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_dataset(tmp_path_factory.mktemp("marked") / "synth", "synthetic", 4, seed=11)
+    paint_marks(root, ["000000", "000001", "000002"], seed=12)  # 000003 has no marks and no twin
+    return root
+
+
+def test_twins_are_the_unmarked_render_with_the_same_augmentation(marked_dir: Path) -> None:
+    cfg = AugmentConfig(jpeg_prob=0.0, blur_prob=0.0, noise_prob=1.0, occlusion_prob=0.0, rotate_deg=10.0)
+    ds = TrainingSet([DataSource(str(marked_dir))], 256, cfg, twins=True)
+    for index in range(3):
+        item = ds[(0, index, 3, index)]
+        assert item["has_twin"] == 1.0 and item["input_twin"].shape == item["input"].shape
+        marks = item["marks_mask"][0] > 0
+        assert marks.any()
+        gap = (item["input"] - item["input_twin"]).abs().amax(0)
+        # Flip, warp, tint, gamma and noise were drawn alike: the two inputs differ under the
+        # (warped) marks and, from resampling, within a pixel or two of them; elsewhere only by
+        # the contrast change about each image's own mean (an 8-bit step or two).
+        near = torch.nn.functional.max_pool2d(marks[None, None].float(), 7, 1, 3)[0, 0] > 0
+        assert (gap[marks] > 0.1).float().mean() > 0.9 and float(gap[~near].max()) <= 2.5 / 127.5
+        assert (item["input"][:, marks] < item["input_twin"][:, marks]).float().mean() > 0.9  # the marks are dark
+    plain = ds[(0, 3, 3, 0)]
+    assert plain["has_twin"] == 0.0 and torch.equal(plain["input"], plain["input_twin"])
+    assert plain["marks_mask"].sum() == 0
+    without = TrainingSet([DataSource(str(marked_dir))], 256, cfg)  # twins off: the usual fields only
+    assert "input_twin" not in without[(0, 0, 3, 0)] and "has_twin" not in without[(0, 0, 3, 0)]
+
+
+def test_pair_loss_is_what_the_marks_change_and_its_band_ignores_smooth_bends() -> None:
+    from df2net.train.losses import pair_loss
+
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    face = torch.ones(1, 1, 64, 64)
+    marks = (((yy - 32) ** 2 + (xx - 32) ** 2) <= 9).float()[None, None]
+    plain = 0.01 * (xx - 32) ** 2
+    plain = plain[None, None]
+    same = pair_loss(plain + 3.0, plain, face, marks, 2.0, 4.0)  # an offset is no change of shape
+    assert float(same[0]) < 1e-5 and float(same[1]) < 1e-5
+    bump = pair_loss(plain + 0.5 * marks, plain, face, marks, 2.0, 4.0)
+    bend = pair_loss(plain + 0.002 * (xx - 32)[None, None] ** 2, plain, face, marks, 2.0, 4.0)
+    assert float(bump[1]) > 0.3 * float(bump[0]) > 0  # a mark-sized bump is mostly relief band
+    assert float(bend[1]) < 0.05 * float(bend[0])  # a broad bend is almost none
+
+
+def test_dense_and_fine_stages_train_on_pairs_and_learn_to_ignore_the_marks(marked_dir: Path, tmp_path: Path) -> None:
+    from df2net.model import load_weights
+    from df2net.train.loop import Trainer, train
+
+    losses = LossConfig(depth=1.0, normal=1.0, pair=1.0, pair_band=10.0)
+    common = {
+        "data": [DataSource(str(marked_dir))],
+        "model": "cpu",
+        "model_overrides": dict(TINY),
+        "batch_size": 2,
+        "pair_share": 1.0,
+        "train_size": 256,
+        "augment": AugmentConfig.off(),
+        "num_workers": 0,
+        "log_every": 1,
+        "sample_every": 100,
+        "checkpoint_every": 100,
+    }
+    dense = TrainConfig(stage="dense", out=str(tmp_path / "d"), steps=14, lr=3e-3, warmup_steps=1, losses=losses, **common)
+    trainer = Trainer(dense)
+    batch = next(iter(trainer.loader()))
+    extended, idx = trainer._add_twins(batch)
+    n = int(batch["has_twin"].sum())
+    assert idx is not None and idx.numel() == n and extended["input"].shape[0] == 2 + n
+    assert torch.equal(extended["input"][2:], batch["input_twin"][idx])
+    assert torch.equal(extended["depth"][2:], batch["depth"][idx])  # a twin keeps its original's target
+    trainer.close()
+    weights = train(dense)
+    history = json.loads((tmp_path / "d" / "history.json").read_text())
+    logged = [h for h in history if "pair" in h]
+    assert len(logged) >= 10 and all(np.isfinite(h["pair"]) and h["pair_band"] >= 0 for h in logged)
+    first, last = np.mean([h["pair"] for h in logged[:3]]), np.mean([h["pair"] for h in logged[-3:]])
+    assert last < first, (first, last)
+    fine = TrainConfig(stage="fine", out=str(tmp_path / "f"), init=str(weights), steps=3, lr=3e-3, losses=losses, **common)
+    loaded = load_weights(train(fine))
+    assert loaded.metadata["recipe"]["stage"] == "fine"
+    assert "pair_band" in json.loads((tmp_path / "f" / "history.json").read_text())[-1]
+    with pytest.raises(ValueError, match="pair terms are for the dense and fine stages"):
+        TrainConfig(stage="finer", losses=LossConfig(pair=1.0))

@@ -34,7 +34,9 @@ Sample = dict[str, torch.Tensor]
 #: Fields holding depth (interpolated only over valid pixels, scaled by magnification).
 DEPTH_FIELDS = ("depth", "depth_base")
 #: Binary fields (re-thresholded at 0.5 after resampling).
-MASK_FIELDS = ("face_mask", "valid", "detail_mask")
+MASK_FIELDS = ("face_mask", "valid", "detail_mask", "marks_mask")
+#: Per-sample flags of shape ``(1, 1, 1)``, not maps: geometry leaves them as they are.
+FLAG_FIELDS = ("has_twin",)
 
 _LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
 
@@ -44,7 +46,7 @@ _LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
 
 def hflip(sample: Sample) -> Sample:
     """Mirror every field left-right; the normals' X component changes sign."""
-    out = {k: torch.flip(v, dims=(-1,)) for k, v in sample.items()}
+    out = {k: v if k in FLAG_FIELDS else torch.flip(v, dims=(-1,)) for k, v in sample.items()}
     if "normals" in out:
         n = out["normals"].clone()
         n[0] = -n[0]
@@ -74,6 +76,8 @@ def resample_fields(sample: Sample, resample) -> Sample:
     Depth is weighted by ``valid`` (so empty pixels do not pull it toward 0), masks are
     thresholded at 0.5 and normals renormalised; depth is 0 where the result is not valid.
     """
+    flags = {k: v for k, v in sample.items() if k in FLAG_FIELDS}
+    sample = {k: v for k, v in sample.items() if k not in FLAG_FIELDS}
     keys = list(sample)
     valid = sample.get("valid")
     parts = [sample[k] * valid if (k in DEPTH_FIELDS and valid is not None) else sample[k] for k in keys]
@@ -95,7 +99,7 @@ def resample_fields(sample: Sample, resample) -> Sample:
         for key in DEPTH_FIELDS:
             if key in out:
                 out[key] = out[key] / weight.clamp_min(1e-6) * out["valid"]
-    return out
+    return {**out, **flags}
 
 
 def warp_affine(sample: Sample, scale: float, shift: tuple[float, float], angle: float) -> Sample:
@@ -105,7 +109,7 @@ def warp_affine(sample: Sample, scale: float, shift: tuple[float, float], angle:
     resampled, turned by the same rotation in the ``(X, Y-up)`` frame and renormalised; masks are
     thresholded at 0.5. Pixels brought in from outside the picture are empty (0).
     """
-    ref = next(iter(sample.values()))
+    ref = next(v for k, v in sample.items() if k not in FLAG_FIELDS)
     h, w = ref.shape[-2:]
     theta = affine_theta(scale, shift, angle)[None]
     grid = F.affine_grid(theta, [1, 1, h, w], align_corners=False)

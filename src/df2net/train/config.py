@@ -65,6 +65,15 @@ class LossConfig:
     is blind to F-Net's coarse errors, which Fr-Net cannot fix and which otherwise drown the
     wrinkles (their relief is a tenth of a pixel; F's error about a pixel).
 
+    ``pair`` and ``pair_band`` (dense and fine stages; need renders made with ``make-data
+    synthetic --marks``): the stage also runs on the twin of marked samples, the same render without
+    its albedo-only marks, and penalises what the marks change: ``pair`` the L1 of the whole
+    difference of the two depths (in pixels of the stage grid, each pair's mean offset removed),
+    ``pair_band`` the L1 of its high-pass (``pair_sigma_px`` crop pixels, the relief band of
+    ``evaluate``'s false relief); pixels under the marks weigh ``1 + pair_marks_boost``. The twins
+    are also supervised like any sample (their target is the same). How many twins join each batch:
+    :attr:`TrainConfig.pair_share`.
+
     Finer-stage self-supervision, on every sample: ``shading`` (photo luminance against
     ``albedo * shade(normals, L)``, ``L`` fitted per image by least squares, albedo a Gaussian
     low-pass of ``sigma = albedo_sigma * side`` pixels; on synthetic samples it counts
@@ -83,6 +92,10 @@ class LossConfig:
     fidelity: float = 0.0
     laplacian: float = 0.0
     detail: float = 0.0
+    pair: float = 0.0
+    pair_band: float = 0.0
+    pair_sigma_px: float = 4.0
+    pair_marks_boost: float = 4.0
     normal_erode_px: int = 2
     albedo_sigma: float = 0.02
     sh_reg: float = 1e-5
@@ -179,6 +192,10 @@ class TrainConfig:
     ``model_overrides`` ask for another; then every tensor that fits is copied (a warning names
     the ones that start fresh), e.g. to widen F-Net's head after training D-Net.
 
+    ``pair_share``: with the pair loss terms on, at most ``ceil(batch_size * pair_share)``
+    samples of each batch that have an unmarked twin bring it along (each twin costs a sample's
+    compute).
+
     Schedule: Adam, learning rate warmed up linearly over ``warmup_steps``, then cosine-decayed
     to ``lr * min_lr_ratio`` at ``steps``. With ``time_limit_min`` the run also ends once its
     training time (summed over resumes) reaches that many minutes, and the cosine follows
@@ -217,6 +234,7 @@ class TrainConfig:
     patch_size: int | None = None
     zero_detail: bool = False
     time_limit_min: float | None = None
+    pair_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -244,6 +262,10 @@ class TrainConfig:
             problems.append("zero_detail is for the finer stage")
         if self.time_limit_min is not None and not self.time_limit_min > 0:
             problems.append(f"time_limit_min must be > 0, got {self.time_limit_min}")
+        if not 0.0 < self.pair_share <= 1.0:
+            problems.append(f"pair_share must be in (0, 1], got {self.pair_share}")
+        if (self.losses.pair or self.losses.pair_band) and self.stage == "finer":
+            problems.append("the pair terms are for the dense and fine stages (the finer stage: df2net train-relief --pair-weight)")
         if self.cache_mb < 0:
             problems.append(f"cache_mb must be >= 0, got {self.cache_mb}")
         if self.num_workers < 0:

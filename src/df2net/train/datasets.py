@@ -11,6 +11,7 @@ run sees exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -72,12 +73,15 @@ class FaceFolder:
     def __len__(self) -> int:
         return len(self.names)
 
-    def load(self, index: int, size: int) -> aug.Sample:
+    def load(self, index: int, size: int, twin: bool = False) -> aug.Sample:
         """Sample ``index`` as tensors at ``size x size`` (area-downsampled), fields as in :mod:`augment`.
 
         Depth is in crop pixels (``CROP_SIZE`` per side, as ``depth.npy`` holds), whatever ``size``; missing optional
         files are filled in: ``depth_base`` = ``depth``, ``detail_mask`` empty, ``normals`` computed
-        from ``depth``.
+        from ``depth``. With ``twin``, also ``image_twin`` (the same render without its albedo-only
+        marks, ``image_unmarked.png``; the image itself where there is none), ``marks_mask``
+        (where they were painted; empty without a twin) and ``has_twin`` (``(1, 1, 1)``, 1 where
+        there is one).
         """
         folder = self.root / self.names[index]
         try:
@@ -106,12 +110,20 @@ class FaceFolder:
             detail = _read_png(detail_path) > 127 if detail_path.is_file() else np.zeros_like(valid)
             if detail.ndim == 3:
                 detail = detail[..., 0]
+            twin_path = folder / "image_unmarked.png"
+            has_twin = twin and twin_path.is_file()
+            image_twin = _read_png(twin_path)[..., :3] if has_twin else image
+            marks_path = folder / "marks_mask.png"
+            marks = _read_png(marks_path) > 127 if has_twin and marks_path.is_file() else np.zeros_like(valid)
+            if marks.ndim == 3:
+                marks = marks[..., 0]
         except (OSError, ValueError) as exc:
             raise InputError(folder, f"unreadable sample: {exc}") from None
         side = image.shape[0]
         if side != CROP_SIZE:  # depth files hold pixels of their own grid; we speak crop pixels
             depth, base = depth * (CROP_SIZE / side), base * (CROP_SIZE / side)
         shapes = {image.shape[:2], face_mask.shape, depth.shape, base.shape, normals.shape[:2], detail.shape}
+        shapes |= {image_twin.shape[:2], marks.shape}
         if len(shapes) != 1 or image.shape[1] != side:
             raise InputError(folder, f"sample files disagree in size or are not square: {sorted(shapes)}")
 
@@ -128,6 +140,10 @@ class FaceFolder:
             "normals": t(normals),
             "detail_mask": t(detail),
         }
+        if twin:
+            sample["image_twin"] = t(image_twin) / 255.0
+            sample["marks_mask"] = t(marks)
+            sample["has_twin"] = torch.full((1, 1, 1), float(has_twin))
         return resize_sample(sample, size) if size != side else sample
 
 
@@ -179,6 +195,10 @@ class TrainingSet(torch.utils.data.Dataset):
       side, whatever ``S``), magnified with the picture;
     - ``normals`` ``(3, S, S)``; ``synthetic`` ``()`` 1.0 for synthetic samples, 0.0 for fits;
       ``source`` ``()`` int64.
+    - with ``twins``: ``input_twin`` ``(3, S, S)``, the network input of the same render without
+      its albedo-only marks (same augmentation, draw for draw), ``marks_mask`` ``(1, S, S)`` where
+      they are, and ``has_twin`` ``()`` 1.0 where the sample has such a render (elsewhere
+      ``input_twin`` is ``input`` and ``marks_mask`` empty).
 
     The augmentation random generator is seeded by ``(seed, step, slot)`` only. Loaded samples
     are kept in memory (each data process its own copy) until ``cache_bytes`` are used.
@@ -191,8 +211,10 @@ class TrainingSet(torch.utils.data.Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         cache_bytes: int = 0,
+        twins: bool = False,
     ) -> None:
         self.sources = [s if isinstance(s, DataSource) else DataSource(str(s)) for s in sources]
+        self.twins = bool(twins)
         if not self.sources:
             raise ValueError("no data folders given")
         self.folders = [FaceFolder.open(s.path) for s in self.sources]
@@ -219,16 +241,27 @@ class TrainingSet(torch.utils.data.Dataset):
         folder = self.folders[source]
         sample = self.cache.get((source, index))
         if sample is None:
-            sample = folder.load(index, self.size)
+            sample = folder.load(index, self.size, twin=self.twins)
             self.cache.put((source, index), sample)
         rng = np.random.default_rng([self.seed, step, slot, source, index])
         cfg = self.augment
+        twin_photo = sample.get("image_twin")
         if cfg.enabled:
             sample = aug.random_geometry(sample, rng, cfg)
+            twin_rng = copy.deepcopy(rng)  # the twin gets exactly the same photometric draws
             photo = aug.photometric(sample["image"], rng, cfg)
+            if twin_photo is not None:
+                twin_photo = aug.photometric(sample["image_twin"], twin_rng, cfg)
         else:
             photo = sample["image"]
-        return {
+        extra = {}
+        if twin_photo is not None:
+            extra = {
+                "input_twin": aug.to_network_input(twin_photo, sample["face_mask"]),
+                "marks_mask": sample["marks_mask"],
+                "has_twin": sample["has_twin"].reshape(()),
+            }
+        return {**extra,
             "input": aug.to_network_input(photo, sample["face_mask"]),
             "image": sample["image"].clamp(0.0, 1.0),
             "mask": sample["face_mask"] * sample["valid"],

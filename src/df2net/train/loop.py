@@ -46,7 +46,7 @@ from df2net.model import MODEL_CONFIGS, DF2Net, ModelConfig, build_model, load_w
 from df2net.train import distributed as dist_utils
 from df2net.train.config import CONFIG_FILE, TrainConfig
 from df2net.train.datasets import MixedBatchSampler, TrainingSet
-from df2net.train.losses import stage_loss, units_to_grid_pixels
+from df2net.train.losses import pair_loss, stage_loss, units_to_grid_pixels
 
 CHECKPOINT_DIR = "checkpoints"
 #: The model config of a run that names none and starts from no weights.
@@ -418,8 +418,14 @@ class Trainer:
                     module.p = config.dropout
         self.net = dist_utils.wrap(StageNet(self.model, self.stage), self.info)
         set_stage_modes(self.model, self.stage)
+        losses = config.losses
         self.dataset = TrainingSet(
-            config.data, self.side, config.augment, seed=config.seed, cache_bytes=config.cache_mb * 2**20
+            config.data,
+            self.side,
+            config.augment,
+            seed=config.seed,
+            cache_bytes=config.cache_mb * 2**20,
+            twins=bool(losses.pair or losses.pair_band) and self.stage in ("dense", "fine"),
         )
         self.writer = self._tensorboard() if self.info.is_main else None
 
@@ -519,9 +525,43 @@ class Trainer:
 
     # ---------------------------------------------------------------- one step
 
+    def _add_twins(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The batch with the unmarked twins of up to ``ceil(batch_size * pair_share)`` samples appended.
+
+        Returns the extended batch (twins after the originals, each with its original's targets)
+        and the indices of the originals that brought one (None when the run has no pair terms).
+        """
+        if "input_twin" not in batch:
+            return batch, None
+        has = torch.nonzero(batch["has_twin"] > 0).flatten()
+        idx = has[: math.ceil(self.config.batch_size * self.config.pair_share)]
+        out = {}
+        for key, value in batch.items():
+            if key in ("input_twin", "has_twin"):
+                continue
+            extra = batch["input_twin"][idx] if key == "input" else value[idx]
+            out[key] = torch.cat([value, extra])
+        return out, idx
+
+    def _pair_terms(self, pred: dict[str, Tensor], batch: dict[str, Tensor], idx: Tensor) -> dict[str, Tensor]:
+        """``pair`` and ``pair_band`` (batch means) between the originals ``idx`` and their appended twins."""
+        cfg = self.config.losses
+        n = idx.numel()
+        out_px = units_to_grid_pixels(pred[self.stage], self.model_config, self.side)
+        whole, band = pair_loss(
+            out_px[idx],
+            out_px[-n:],
+            batch["face_mask"][-n:],
+            batch["marks_mask"][-n:],
+            cfg.pair_sigma_px * self.side / CROP_SIZE,
+            cfg.pair_marks_boost,
+        )
+        return {"pair": whole.mean(), "pair_band": band.mean()}
+
     def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, float], dict[str, Tensor]]:
         """One optimiser step on a batch; returns the loss terms and the (detached) predictions."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch, twins = self._add_twins(batch)
         amp = self.config.amp and self.device.type == "cuda"
         windows = None
         if self.config.patch_size:
@@ -536,6 +576,11 @@ class Trainer:
             }
         self.last_batch = batch
         total, terms = stage_loss(self.stage, pred, batch, self.model_config, self.config.losses, grid=self.side)
+        if twins is not None and twins.numel():
+            cfg = self.config.losses
+            pair = self._pair_terms(pred, batch, twins)
+            total = total + cfg.pair * pair["pair"] + cfg.pair_band * pair["pair_band"]
+            terms.update(pair)
         finite = torch.isfinite(total).float()
         if self.info.distributed:  # every rank must agree to step, or DDP would hang
             torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)

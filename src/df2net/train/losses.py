@@ -212,6 +212,30 @@ def shading_loss(
 # ------------------------------------------------------------------------------ per stage
 
 
+def pair_loss(
+    marked_px: Tensor, plain_px: Tensor, mask: Tensor, marks: Tensor, sigma_px: float, marks_boost: float
+) -> tuple[Tensor, Tensor]:
+    """What albedo-only marks change in a depth: ``(whole (B,), band (B,))``.
+
+    Args:
+        marked_px, plain_px: ``(B, 1, H, W)`` the depths predicted from a render with and without
+            its marks, in pixels of the grid.
+        mask: ``(B, 1, H, W)`` face mask; ``marks``: where the marks are (they weigh
+            ``1 + marks_boost``).
+        sigma_px: the high-pass of the band term, in pixels of this grid.
+
+    ``whole`` is the weighted L1 of the difference after removing its mean offset in the mask,
+    ``band`` the weighted L1 of the difference minus its Gaussian blur (normalised inside the mask,
+    as :func:`df2net.metrics.high_pass`).
+    """
+    diff = remove_offset(marked_px - plain_px, mask)
+    weight = mask * (1.0 + marks_boost * marks)
+    whole = masked_mean(diff.abs(), weight)
+    blur = gaussian_blur(diff * mask, sigma_px) / gaussian_blur(mask, sigma_px).clamp_min(_EPS)
+    band = masked_mean((diff - blur).abs(), weight)
+    return whole, band
+
+
 def stage_loss(
     stage: str,
     pred: dict[str, Tensor],
