@@ -768,3 +768,16 @@ def test_dense_and_fine_stages_train_on_pairs_and_learn_to_ignore_the_marks(mark
     assert "pair_band" in json.loads((tmp_path / "f" / "history.json").read_text())[-1]
     with pytest.raises(ValueError, match="pair terms are for the dense and fine stages"):
         TrainConfig(stage="finer", losses=LossConfig(pair=1.0))
+
+
+def test_cli_pair_flags_set_the_loss_weights_of_a_new_run(tmp_path: Path) -> None:
+    import argparse
+
+    from df2net.train.cli import build_config, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--stage", "fine", "--data", "d", "--out", str(tmp_path / "r"), "--pair-band", "0.5"])
+    config, _ = build_config(args)
+    assert config.losses.pair_band == 0.5 and config.losses.pair == 0.0
+    assert config.losses.gradient == LossConfig.for_stage("fine").gradient  # the stage's other weights kept

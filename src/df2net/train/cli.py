@@ -84,6 +84,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-every", type=int, help="steps between sample pictures")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
+    p.add_argument(
+        "--pair",
+        type=float,
+        metavar="W",
+        help="dense/fine: weight of what albedo-only marks change in the depth (renders made with "
+        "make-data synthetic --marks train with their unmarked twin)",
+    )
+    p.add_argument("--pair-band", type=float, metavar="W", help="dense/fine: the same in the relief band (high-pass)")
     p.add_argument("--train-config", metavar="JSON", help="a saved TrainConfig to start from (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
     p.add_argument("--export", metavar="PATH", help="also write the final weights (.safetensors) here")
@@ -92,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
     """The :class:`TrainConfig` the arguments ask for, and notes about ignored flags."""
-    from df2net.train.config import CONFIG_FILE, AugmentConfig, DataSource, TrainConfig
+    from df2net.train.config import CONFIG_FILE, AugmentConfig, DataSource, LossConfig, TrainConfig
 
     notes: list[str] = []
     flags = {
@@ -126,9 +134,9 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
         config = TrainConfig.load(saved)
         changes = {k: v for k, v in flags.items() if k in _RESUMABLE}
         ignored = sorted(set(flags) - set(changes))
-        if args.data or args.no_augment:
-            ignored += ["data"] if args.data else []
-            ignored += ["no_augment"] if args.no_augment else []
+        ignored += ["data"] if args.data else []
+        ignored += ["no_augment"] if args.no_augment else []
+        ignored += [name for name in ("pair", "pair_band") if getattr(args, name) is not None]
         if ignored:
             notes.append(f"resuming {args.out}: its config.json is kept; ignored: {', '.join(ignored)}")
         return config.replace(**changes, out=str(args.out)), notes
@@ -143,6 +151,9 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
         base["data"] = [vars(DataSource.parse(d)) for d in args.data]
     if args.no_augment:
         base["augment"] = vars(AugmentConfig.off())
+    for flag, term in ((args.pair, "pair"), (args.pair_band, "pair_band")):
+        if flag is not None:
+            base["losses"] = {**(base.get("losses") or vars(LossConfig.for_stage(base.get("stage", "dense")))), term: flag}
     if "stage" not in base:
         raise ValueError("--stage is needed for a new run")
     if not base.get("data"):
