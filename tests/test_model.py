@@ -288,3 +288,30 @@ def test_default_weights_are_the_first_shipped_file(tmp_path: Path, monkeypatch:
     (tmp_path / "weights" / "b.safetensors").write_bytes(b"")
     (tmp_path / "weights" / "a.safetensors").write_bytes(b"")
     assert weights_module.default_weights_path() == tmp_path / "weights" / "a.safetensors"
+
+
+def test_interpolated_weights_blend_d_and_f_and_keep_the_new_fr_net(tmp_path: Path) -> None:
+    from df2net.model.weights import interpolate_weights
+
+    torch.manual_seed(0)
+    old = build_model("cpu")
+    torch.manual_seed(1)
+    new = build_model("cpu")
+    save_weights(old, old.config, tmp_path / "old.safetensors")
+    save_weights(new, new.config, tmp_path / "new.safetensors", recipe={"run": "new"})
+    so, sn = old.state_dict(), new.state_dict()
+    ends = {}
+    for alpha in (0.0, 0.5, 1.0):
+        out = load_weights(interpolate_weights(tmp_path / "new.safetensors", tmp_path / "old.safetensors", alpha, tmp_path / f"m{alpha}.safetensors"))
+        assert out.metadata["recipe"] == {"run": "new"} and out.metadata["interpolated"]["alpha"] == alpha
+        ends[alpha] = out.model.state_dict()
+    for name, value in sn.items():
+        if name.startswith("FrNet.") or not torch.is_floating_point(value):
+            assert all(torch.equal(ends[a][name], value) for a in ends), name
+        else:
+            assert torch.equal(ends[0.0][name], so[name]) and torch.equal(ends[1.0][name], value), name
+            assert torch.allclose(ends[0.5][name], (so[name] + value) / 2, atol=1e-6), name
+    other = build_model(replace(MODEL_CONFIGS["cpu"], dense_channels=8))
+    save_weights(other, other.config, tmp_path / "other.safetensors")
+    with pytest.raises(WeightsError, match="not the same network"):
+        interpolate_weights(tmp_path / "new.safetensors", tmp_path / "other.safetensors", 0.5, tmp_path / "x.safetensors")

@@ -287,3 +287,30 @@ def reconfigure_weights(source: str | Path, target: str | Path, config: ModelCon
     recipe = loaded.metadata.get("recipe")
     extra = {"reconfigured_from": {"file": Path(source).name, "config": asdict(loaded.config)}}
     return save_weights(model, model.config, target, recipe=recipe, extra=extra)
+
+
+def interpolate_weights(
+    new: str | Path, old: str | Path, alpha: float, target: str | Path, keep_prefixes: tuple[str, ...] = ("FrNet.",)
+) -> Path:
+    """Write the weight-space blend ``alpha * new + (1 - alpha) * old`` of two files of one network.
+
+    Meant for a fine-tuned file and the one it started from (WiSE-FT-style): between the two, a
+    fine-tune's gain (here: D- and F-Net asked to ignore albedo-only marks) can be traded against
+    what it cost elsewhere without training again. Floating-point tensors are blended (batch-norm
+    running statistics included); integer buffers and every tensor whose name starts with one of
+    ``keep_prefixes`` (default: Fr-Net) come from ``new``, as do the config and the recipe.
+    Raises :class:`WeightsError` if the files' tensors differ in names or shapes.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    a, b = load_weights(new), load_weights(old)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    if set(sa) != set(sb) or any(sa[k].shape != sb[k].shape for k in sa):
+        raise WeightsError(f"{new} and {old} are not the same network: their tensors differ")
+    blended = {
+        k: v if k.startswith(keep_prefixes) or not torch.is_floating_point(v) else alpha * v + (1.0 - alpha) * sb[k]
+        for k, v in sa.items()
+    }
+    a.model.load_state_dict(blended)
+    extra = {"interpolated": {"new": Path(new).name, "old": Path(old).name, "old_sha256": b.metadata.get("sha256"), "alpha": alpha}}
+    return save_weights(a.model, a.config, target, recipe=a.metadata.get("recipe"), extra=extra)
