@@ -312,5 +312,6 @@ def interpolate_weights(
         for k, v in sa.items()
     }
     a.model.load_state_dict(blended)
-    extra = {"interpolated": {"new": Path(new).name, "old": Path(old).name, "old_sha256": b.metadata.get("sha256"), "alpha": alpha}}
+    names = {"new": Path(new).name, "old": Path(old).name, "old_sha256": b.metadata.get("sha256")}
+    extra = {"interpolated": {**names, "alpha": alpha}}
     return save_weights(a.model, a.config, target, recipe=a.metadata.get("recipe"), extra=extra)

@@ -153,7 +153,8 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
         base["augment"] = vars(AugmentConfig.off())
     for flag, term in ((args.pair, "pair"), (args.pair_band, "pair_band")):
         if flag is not None:
-            base["losses"] = {**(base.get("losses") or vars(LossConfig.for_stage(base.get("stage", "dense")))), term: flag}
+            losses = base.get("losses") or vars(LossConfig.for_stage(base.get("stage", "dense")))
+            base["losses"] = {**losses, term: flag}
     if "stage" not in base:
         raise ValueError("--stage is needed for a new run")
     if not base.get("data"):

@@ -265,7 +265,9 @@ class TrainConfig:
         if not 0.0 < self.pair_share <= 1.0:
             problems.append(f"pair_share must be in (0, 1], got {self.pair_share}")
         if (self.losses.pair or self.losses.pair_band) and self.stage == "finer":
-            problems.append("the pair terms are for the dense and fine stages (the finer stage: df2net train-relief --pair-weight)")
+            problems.append(
+                "the pair terms are for the dense and fine stages (the finer stage: df2net train-relief --pair-weight)"
+            )
         if self.cache_mb < 0:
             problems.append(f"cache_mb must be >= 0, got {self.cache_mb}")
         if self.num_workers < 0:

@@ -38,6 +38,14 @@ def _read_png(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
+def _read_mask(path: Path, shape: tuple[int, ...], default: bool) -> np.ndarray:
+    """A 0/255 mask PNG (its first channel) as bool ``(H, W)``; ``default`` everywhere if the file is missing."""
+    if not path.is_file():
+        return np.full(shape, default)
+    mask = _read_png(path) > 127
+    return mask[..., 0] if mask.ndim == 3 else mask
+
+
 @dataclass
 class FaceFolder:
     """One dataset folder: its kind (``"synthetic"`` or ``"fits"``) and sample names."""
@@ -89,10 +97,7 @@ class FaceFolder:
             if image.ndim == 2:
                 image = np.repeat(image[..., None], 3, axis=2)
             image = image[..., :3]
-            mask_path = folder / "mask.png"
-            face_mask = _read_png(mask_path) > 127 if mask_path.is_file() else np.ones(image.shape[:2], bool)
-            if face_mask.ndim == 3:
-                face_mask = face_mask[..., 0]
+            face_mask = _read_mask(folder / "mask.png", image.shape[:2], True)
             depth = np.load(folder / "depth.npy").astype(np.float32)
             base_path = folder / "depth_base.npy"
             base = np.load(base_path).astype(np.float32) if base_path.is_file() else depth
@@ -106,17 +111,11 @@ class FaceFolder:
                 from df2net.geometry import depth_to_normals
 
                 normals = depth_to_normals(depth, valid)
-            detail_path = folder / "detail_mask.png"
-            detail = _read_png(detail_path) > 127 if detail_path.is_file() else np.zeros_like(valid)
-            if detail.ndim == 3:
-                detail = detail[..., 0]
+            detail = _read_mask(folder / "detail_mask.png", valid.shape, False)
             twin_path = folder / "image_unmarked.png"
             has_twin = twin and twin_path.is_file()
             image_twin = _read_png(twin_path)[..., :3] if has_twin else image
-            marks_path = folder / "marks_mask.png"
-            marks = _read_png(marks_path) > 127 if has_twin and marks_path.is_file() else np.zeros_like(valid)
-            if marks.ndim == 3:
-                marks = marks[..., 0]
+            marks = _read_mask(folder / "marks_mask.png", valid.shape, False) if has_twin else np.zeros_like(valid)
         except (OSError, ValueError) as exc:
             raise InputError(folder, f"unreadable sample: {exc}") from None
         side = image.shape[0]
@@ -261,7 +260,8 @@ class TrainingSet(torch.utils.data.Dataset):
                 "marks_mask": sample["marks_mask"],
                 "has_twin": sample["has_twin"].reshape(()),
             }
-        return {**extra,
+        return {
+            **extra,
             "input": aug.to_network_input(photo, sample["face_mask"]),
             "image": sample["image"].clamp(0.0, 1.0),
             "mask": sample["face_mask"] * sample["valid"],
