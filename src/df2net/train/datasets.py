@@ -244,17 +244,16 @@ class TrainingSet(torch.utils.data.Dataset):
             self.cache.put((source, index), sample)
         rng = np.random.default_rng([self.seed, step, slot, source, index])
         cfg = self.augment
-        twin_photo = sample.get("image_twin")
+        has_twin = "image_twin" in sample
         if cfg.enabled:
             sample = aug.random_geometry(sample, rng, cfg)
             twin_rng = copy.deepcopy(rng)  # the twin gets exactly the same photometric draws
             photo = aug.photometric(sample["image"], rng, cfg)
-            if twin_photo is not None:
-                twin_photo = aug.photometric(sample["image_twin"], twin_rng, cfg)
+            twin_photo = aug.photometric(sample["image_twin"], twin_rng, cfg) if has_twin else None
         else:
-            photo = sample["image"]
+            photo, twin_photo = sample["image"], sample.get("image_twin")
         extra = {}
-        if twin_photo is not None:
+        if has_twin:
             extra = {
                 "input_twin": aug.to_network_input(twin_photo, sample["face_mask"]),
                 "marks_mask": sample["marks_mask"],
