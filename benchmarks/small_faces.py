@@ -14,6 +14,7 @@ Gaussian of 2 crop px). Printed as a Markdown table of medians over the faces; n
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--demo-dir", type=Path, default=DEMO_DIR)
     ap.add_argument("--widths", default="40,64,80,112,160,224")
     ap.add_argument("--faces", type=int, default=12)
+    ap.add_argument("--face-box", choices=("detector", "landmarks"), default="detector", help="DetectConfig.face_box")
     args = ap.parse_args(argv)
 
     import torch
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(2)
     rec = Reconstructor(weights=args.weights, min_face_size=20)
+    rec.detector.cfg = replace(rec.detector.cfg, face_box=args.face_box)
     widths = [int(w) for w in args.widths.split(",")]
     rows: dict[int, list[dict[str, float]]] = {w: [] for w in widths}
     missed = {w: 0 for w in widths}

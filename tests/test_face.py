@@ -231,6 +231,30 @@ def test_landmarks_stay_precise_on_a_large_image(demo_images, demo_detections, f
     assert err.mean() < 4.0 and err.max() < 15.0, (err.mean(), err.max())
 
 
+@pytest.mark.parametrize("name", ["1.png", "5.png", "12.png"])
+def test_crop_box_scales_with_the_face(name, demo_images, demo_detections, face_detector):
+    # The crop goes around the landmarks' box (DetectConfig.face_box), not HOG's, whose sides come
+    # in 20 % steps: the same face shrunk to 0.6x gets the same crop, shrunk with it.
+    rgb = demo_images[name]
+    h, w = rgb.shape[:2]
+    scale = 0.6
+    small = np.asarray(Image.fromarray(rgb).resize((round(w * scale), round(h * scale)), Image.Resampling.LANCZOS))
+    full_det, small_det = demo_detections[name][0], face_detector.detect(small)[0]
+    assert face_detector.cfg.face_box == "landmarks"
+    assert small_det.side / full_det.side == pytest.approx(scale, rel=0.04)
+    centre_in_full = (small_det.centre + 0.5) / scale - 0.5
+    assert np.linalg.norm(centre_in_full - full_det.centre) < 0.04 * full_det.side
+
+
+def test_unknown_face_box_is_refused():
+    from dataclasses import replace
+
+    from df2net.config import DetectConfig
+
+    with pytest.raises(ValueError, match="face_box"):
+        FaceDetector(cfg=replace(DetectConfig(), face_box="nope"))
+
+
 def test_blank_image_has_no_face(face_detector):
     with pytest.raises(InputError) as info:
         detect_and_crop(np.full((300, 400, 3), 128, dtype=np.uint8), "blank.png", detector=face_detector)

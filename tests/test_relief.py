@@ -341,3 +341,81 @@ def test_without_pair_weight_batches_are_independent_patches():
     cfg = ReliefTrainConfig(data=[], out="", mode="band", batch_size=4, patch_size=64)
     batch = _batch(_paired_items(0.0), cfg, np.random.default_rng(0))
     assert batch.features.shape[0] == 4 and batch.pairs == [] and batch.marks is None
+
+
+def _lit_sphere(size: int = 96, light_dir=(0.6, 0.3, 0.74)) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Lambertian sphere of albedo 0.6 under one SH light: the masked crop and its depth (px)."""
+    from df2net.shading import directional_sh, shade
+
+    yy, xx = torch.meshgrid(torch.arange(float(size)), torch.arange(float(size)), indexing="ij")
+    c, radius = (size - 1) / 2, size * 0.45
+    r2 = (xx - c) ** 2 + (yy - c) ** 2
+    inside = r2 < (0.92 * radius) ** 2
+    z = torch.sqrt((radius**2 - r2).clamp_min(0.0))
+    n = torch.stack([(xx - c) / radius, -(yy - c) / radius, z / radius], dim=-1)
+    light = torch.from_numpy(directional_sh(np.array(light_dir), 1.0)).float() + torch.tensor([0.3] + [0.0] * 8)
+    lum = (0.6 * shade(n, light)).clamp(0.0, 1.0)
+    srgb = lum.pow(1 / 2.2)
+    x = torch.where(inside, srgb * 2 - 1, torch.full_like(srgb, -1.0))[None, None].expand(1, 3, -1, -1).contiguous()
+    return x, (z * inside)[None, None]
+
+
+def test_shade_features_explain_the_shading_of_the_true_surface_only():
+    x, depth = _lit_sphere()
+    names = FEATURE_NAMES["shade"]
+    f = relief_features(x, depth, 4.0, "shade")
+    assert f.shape == (1, len(names), 96, 96)
+    inner = (0, slice(None), slice(30, 66), slice(30, 66))
+    lum, shd = f[inner][names.index("hp_log_lum")].ravel(), f[inner][names.index("hp_log_shade")].ravel()
+    # The light fitted to the true sphere makes the image's own shading band.
+    assert torch.corrcoef(torch.stack([lum, shd]))[0, 1] > 0.95
+    # A wrong surface (a tilted plane) makes none of it.
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    wrong = relief_features(x, (0.3 * xx)[None, None], 4.0, "shade")[inner][names.index("hp_log_shade")]
+    assert wrong.abs().max() < 0.1 * shd.abs().max()
+    # Light from the right (+X): turning the surface to the right (dz/du < 0) brightens it.
+    dx, dy = f[inner][names.index("log_shade_dx")], f[inner][names.index("log_shade_dy")]
+    assert dx.median() < -0.2 and dy.median() < 0.0 and dx.median() < dy.median()
+
+
+def test_shade_net_sees_its_features_mirrors_and_warm_starts_from_gate():
+    from df2net.model.relief import LOG_CHANNELS, MIRROR_SIGN_CHANNELS, NETWORK_CHANNELS
+
+    names = FEATURE_NAMES["shade"]
+    assert [names[i] for i in MIRROR_SIGN_CHANNELS["shade"]] == ["slope_x", "log_shade_dx"]
+    assert {names[i] for i in LOG_CHANNELS["shade"]} == {"hp_log_lum", "hp_log_shade", "log_shade_dx", "log_shade_dy", "hp_log_rg", "hp_log_bg"}
+    torch.manual_seed(0)
+    donor = ReliefNet((4, 8, 8), 4.0, mode="gate")
+    net = ReliefNet((4, 8, 8), 4.0, mode="shade")
+    assert net.down[0][0].weight.shape[1] == NETWORK_CHANNELS["shade"] == len(names)
+    assert warm_start(net, donor.state_dict(), "gate") == len(donor.state_dict())
+    x, depth = _lit_sphere(64)
+    assert net.down[0][0].weight[:, len(FEATURE_NAMES["gate"]) :].abs().max() == 0  # new channels start silent
+    with torch.no_grad():
+        assert torch.allclose(net(depth, x), donor(depth, x), atol=1e-5)
+
+
+def test_shade_chain_exports_to_onnx_and_matches_torch(tmp_path):
+    # The light fit inside the features must export too (ONNX has no linear solver: solve_spd).
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import onnxruntime as ort
+
+    from df2net.model.weights import load_weights, save_weights
+    from df2net.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    cfg = replace(RELIEF_CFG, relief_mode="shade")
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        model.FrNet.head.weight.normal_(0.0, 0.5)  # some relief, so the output is not F-Net's alone
+    path = save_weights(model, cfg, tmp_path / "w.safetensors")
+    onnx_path = tmp_path / "w.onnx"
+    export_onnx(load_weights(path), onnx_path)
+    x, _ = _lit_sphere(512)
+    with torch.no_grad():
+        want = model.forward_stages(x)
+    got = ort.InferenceSession(str(onnx_path)).run(None, {"x": x.numpy()})
+    change = (want.finer - want.fine).abs().max()
+    assert change > 1e-4
+    assert np.abs(got[2] - want.finer.numpy()).max() < 1e-3 * change + 1e-6

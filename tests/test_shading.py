@@ -126,3 +126,16 @@ def test_image_helpers() -> None:
     assert np.allclose(shading_to_image(albedo, np.full((4, 4, 3), 0.5), clip=False), 0.25)
     assert luminance(np.ones((2, 3))).tolist() == pytest.approx([1.0, 1.0])
     assert luminance(torch.tensor([0.0, 1.0, 0.0])).item() == pytest.approx(0.7152)
+
+
+def test_solve_spd_matches_a_linear_solver():
+    from df2net.shading import solve_spd
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 9, 40, generator=g)
+    a = x @ x.transpose(-1, -2) / 40 + 1e-5 * torch.eye(9)
+    b = torch.randn(3, 2, 9, 2, generator=g)
+    want = torch.linalg.solve(a.double(), b.double())
+    got = solve_spd(a, b)
+    assert got.dtype == b.dtype and got.shape == b.shape
+    assert torch.allclose(got.double(), want, atol=1e-4 * float(want.abs().max()))

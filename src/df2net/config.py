@@ -62,6 +62,13 @@ class DetectConfig:
     than its first landmarks show). The landmarks are placed again on the box they imply
     (settled) unless the face is turned: its nose tip more than ``settle_max_turn`` of the eye
     span from the middle (:func:`df2net.detect.turn_share`; 0.15 is about 20 degrees of yaw).
+    ``face_box`` says which box the crop is placed around: ``"landmarks"`` (the default) the
+    HOG-like box the settled landmarks imply (:func:`df2net.detect.landmark_box`, fitted to HOG's
+    boxes), for every face but a turned one, which keeps the detector's; ``"detector"`` always
+    the detector's. HOG's boxes come in 20 % steps of size, so the same face at another size got a
+    crop up to 10 % larger or smaller: with the landmarks' box a 112-px face's depth differs from
+    the same face's at full size by 1.4 % of its range instead of 2.5 %, its normals by 1.4°
+    instead of 2.4° (``benchmarks/small_faces.py``).
     """
 
     detector: str = "auto"
@@ -79,6 +86,7 @@ class DetectConfig:
     verify_below: float = 1.0
     probe_below: float = 0.5
     settle_max_turn: float = 0.15
+    face_box: str = "landmarks"
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,9 @@ STRIP_REACH = 0.75
 #: gets the same landmarks at any size (dlib's predictor was trained on smaller faces).
 LANDMARK_MAX_BOX = 320.0
 
+#: What the crop may be placed around (``DetectConfig.face_box``).
+FACE_BOXES = ("landmarks", "detector")
+
 # Landmark index ranges of the eyes (0-based iBUG): image-left eye 36..41, image-right 42..47.
 _EYE_LEFT = slice(36, 42)
 _EYE_RIGHT = slice(42, 48)
@@ -449,6 +452,8 @@ class FaceDetector:
         cfg = replace(cfg, detector=detector) if detector is not None else cfg
         if cfg.detector not in DETECTORS:
             raise ValueError(f"unknown detector {cfg.detector!r}; choose from {', '.join(DETECTORS)}")
+        if cfg.face_box not in FACE_BOXES:
+            raise ValueError(f"unknown face_box {cfg.face_box!r}; choose from {', '.join(FACE_BOXES)}")
         path = Path(predictor_path) if predictor_path is not None else landmark_model_path()
         if not path.is_file():
             raise Df2netError(f"face landmark model not found at {path}")
@@ -509,10 +514,14 @@ class FaceDetector:
                 return None
             cand, landmarks, angle = checked
         landmarks, angle = self._settle(photo, cand, landmarks, angle)
-        # The face box stays the detector's (what the crop rule was tuned on), and the roll is
-        # kept to whole degrees: a crop does not move with one landmark's last pixel.
-        half = 0.5 * cand.side
-        box = np.array([cand.centre[0] - half, cand.centre[1] - half, cand.centre[0] + half, cand.centre[1] + half])
+        # The roll is kept to whole degrees (a crop does not turn with one landmark's last pixel);
+        # the box is the landmarks' (the same at any size) unless the face is turned, where their
+        # box is narrower and off-centre (``DetectConfig.face_box``).
+        centre, side = cand.centre, cand.side
+        if self.cfg.face_box == "landmarks" and abs(turn_share(landmarks) - 0.5) <= self.cfg.settle_max_turn:
+            centre, side = landmark_box(landmarks, float(round(angle)))
+        half = 0.5 * side
+        box = np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
         score = scores.get("cnn", max(scores.values()))
         return FaceDetection(box, float(score), landmarks, angle=float(round(angle)), detector=self.name, scores=scores)
 

@@ -103,15 +103,21 @@ def depth_to_normals_torch(depth: torch.Tensor, mask: torch.Tensor | None = None
     Returns:
         ``(B, 3, H, W)`` unit normals, channels ``(X, Y, Z)``, 0 outside the mask.
     """
+    dz_du, dz_dv = depth_slopes_torch(depth, mask)
+    n = torch.cat([-dz_du, dz_dv, torch.ones_like(dz_du)], dim=1)
+    n = n / torch.linalg.vector_norm(n, dim=1, keepdim=True)
+    m = torch.ones_like(depth, dtype=torch.bool) if mask is None else mask.bool().expand_as(depth)
+    return n * m.to(n.dtype)
+
+
+def depth_slopes_torch(depth: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The slopes ``dz/du`` and ``dz/dv`` of ``depth (B, 1, H, W)`` that :func:`depth_to_normals_torch`
+    uses (central differences, one-sided at the mask's edge, 0 off it), each ``(B, 1, H, W)``."""
     if depth.ndim != 4 or depth.shape[1] != 1:
         raise ValueError(f"depth must be (B, 1, H, W), got {tuple(depth.shape)}")
     m = torch.ones_like(depth, dtype=torch.bool) if mask is None else mask.bool().expand_as(depth)
     z = torch.where(m, depth, torch.zeros_like(depth))
-    dz_du = _masked_diff_torch(z, m, -1)
-    dz_dv = _masked_diff_torch(z, m, -2)
-    n = torch.cat([-dz_du, dz_dv, torch.ones_like(z)], dim=1)
-    n = n / torch.linalg.vector_norm(n, dim=1, keepdim=True)
-    return n * m.to(n.dtype)
+    return _masked_diff_torch(z, m, -1), _masked_diff_torch(z, m, -2)
 
 
 def normals_to_rgb(normals: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

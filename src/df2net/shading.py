@@ -39,7 +39,9 @@ __all__ = [
     "SH_CONSTANTS",
     "sh_basis",
     "shade",
+    "shade_xyz",
     "fit_sh_lighting",
+    "solve_spd",
     "ambient_sh",
     "directional_sh",
     "random_sh_lighting",
@@ -111,6 +113,13 @@ def _batch_shape(coeffs: torch.Tensor) -> tuple[tuple[int, ...], bool]:
     if coeffs.ndim >= 2 and coeffs.shape[-2] == 9:
         return tuple(coeffs.shape[:-2]), True
     raise ValueError(f"SH coefficients must be (..., 9) or (..., 9, C), got {tuple(coeffs.shape)}")
+
+
+def shade_xyz(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, sh_coeffs: torch.Tensor) -> torch.Tensor:
+    """Grayscale :func:`shade` from the normals' three components, each ``(B, ...)``, and
+    ``sh_coeffs (B, 9)``: the same sum, without stacking the basis (for large images)."""
+    c = [k * sh_coeffs[:, i].reshape(-1, *([1] * (x.ndim - 1))) for i, k in enumerate(SH_CONSTANTS)]
+    return c[0] + c[1] * y + c[2] * z + c[3] * x + c[4] * x * y + c[5] * y * z + c[6] * (3.0 * z * z - 1.0) + c[7] * x * z + c[8] * (x * x - y * y)
 
 
 @_numpy_io
@@ -192,9 +201,27 @@ def fit_sh_lighting(
     ata = wd.transpose(-1, -2) @ design / count  # (*B, C, 9, 9)
     atb = (wd.transpose(-1, -2) @ obs.transpose(-1, -2).unsqueeze(-1)) / count  # (*B, C, 9, 1)
     eye = torch.eye(9, dtype=n.dtype, device=n.device)
-    sol = torch.linalg.solve(ata + reg * eye, atb)[..., 0]  # (*B, C, 9)
+    sol = solve_spd(ata + reg * eye, atb)[..., 0]  # (*B, C, 9)
     sol = sol.transpose(-1, -2)  # (*B, 9, C)
     return sol if colour else sol[..., 0]
+
+
+def solve_spd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a^-1 b`` for symmetric positive definite ``a (..., n, n)`` and ``b (..., n, k)``.
+
+    Gauss-Jordan elimination without pivoting (stable for such matrices), in float64 and in plain
+    tensor arithmetic, so that it also exports to ONNX (which has no linear solver); ``n`` is
+    small here (the 9 SH terms). Returns ``b``'s dtype.
+    """
+    n = a.shape[-1]
+    m = torch.cat([a, b], dim=-1).to(torch.float64)
+    rows = torch.arange(n, device=a.device)
+    for k in range(n):
+        pivot_row = m[..., k : k + 1, :] / m[..., k : k + 1, k : k + 1]
+        col = m[..., :, k : k + 1]
+        is_k = (rows == k).to(m.dtype)[:, None]
+        m = m - col * pivot_row * (1.0 - is_k) + (pivot_row - m[..., k : k + 1, :]) * is_k
+    return m[..., :, n:].to(b.dtype)
 
 
 def ambient_sh(level: float | np.ndarray) -> np.ndarray:

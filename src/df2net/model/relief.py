@@ -36,18 +36,25 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 #: The relief network's modes (see the module docstring).
-RELIEF_MODES = ("band", "gate")
+RELIEF_MODES = ("band", "gate", "shade")
 
 #: The channels of :func:`relief_features` by mode, in order. ``"band"`` shows the network all but
 #: its last channel (``hp_fine`` is used for the output only); ``"gate"`` shows all of them.
 FEATURE_NAMES = {
     "gate": ("red", "green", "blue", "hp_log_lum", "hp_fine", "slope_x", "slope_y"),
     "band": ("red", "green", "blue", "hp_log_lum", "hp_log_rg", "hp_log_bg", "slope_x", "slope_y", "curvature", "gate_k", "hp_fine"),
+    "shade": (
+        "red", "green", "blue", "hp_log_lum", "hp_fine", "slope_x", "slope_y",
+        "hp_log_shade", "log_shade_dx", "log_shade_dy", "hp_log_rg", "hp_log_bg",
+    ),
 }
 
 #: Channels of :func:`relief_features` and those the network sees (the first ones), by mode.
 FEATURE_CHANNELS = {mode: len(names) for mode, names in FEATURE_NAMES.items()}
-NETWORK_CHANNELS = {"gate": FEATURE_CHANNELS["gate"], "band": FEATURE_CHANNELS["band"] - 1}
+NETWORK_CHANNELS = {"gate": FEATURE_CHANNELS["gate"], "band": FEATURE_CHANNELS["band"] - 1, "shade": FEATURE_CHANNELS["shade"]}
+
+#: Modes whose network predicts the gate on F-Net's detail band itself (a second head row).
+GATED_MODES = ("gate", "shade")
 
 #: Feature channel of ``"band"`` mode's gate.
 GATE_CHANNEL = FEATURE_NAMES["band"].index("gate_k")
@@ -55,8 +62,13 @@ GATE_CHANNEL = FEATURE_NAMES["band"].index("gate_k")
 #: Feature channel of F-Net's detail band, by mode.
 HP_FINE_CHANNEL = {mode: names.index("hp_fine") for mode, names in FEATURE_NAMES.items()}
 
-#: Feature channel of the x slope (it changes sign when a patch is mirrored).
-SLOPE_X_CHANNEL = {mode: names.index("slope_x") for mode, names in FEATURE_NAMES.items()}
+#: Feature channels that change sign when a patch is mirrored (the x slope and the shading's
+#: sensitivity to it), by mode.
+MIRROR_SIGN_CHANNELS = {mode: [i for i, n in enumerate(names) if n in ("slope_x", "log_shade_dx")] for mode, names in FEATURE_NAMES.items()}
+
+#: Feature channels that are logarithms of the image or of its shading (a gamma change of the
+#: image scales them alike), by mode.
+LOG_CHANNELS = {mode: [i for i, n in enumerate(names) if "log_" in n] for mode, names in FEATURE_NAMES.items()}
 
 #: ``"band"`` mode's gate: the local RMS (Gaussian window of ``sigma``) of F-Net's detail band, in
 #: crop pixels, at which F-Net's band starts to be kept (k = 0 below) and is kept whole (k = 1).
@@ -165,13 +177,58 @@ def relief_features(x: Tensor, fine_px: Tensor, sigma: float, mode: str = "gate"
     smooth, gx, gy = _smooth_slopes(fine_px, mask, sigma)
     if mode == "gate":
         return torch.cat([x * mask, hp_lum * 4.0, hp_fine, gx, gy], dim=1)
-    curvature = -0.5 * sigma**2 * _laplacian(smooth) * _erode_mask(mask, _POOL)
     # Shading scales the three channels alike; pigment (a mark) changes their ratios.
     lin = rgb01.clamp(0.0, 1.0).pow(2.2) + _LUM_EPS
     hp_rg = highpass(torch.log(lin[:, 0:1] / lin[:, 1:2]), mask, sigma)
     hp_bg = highpass(torch.log(lin[:, 2:3] / lin[:, 1:2]), mask, sigma)
+    if mode == "shade":
+        hp_shade, dlog_dx, dlog_dy = shading_features(lum.pow(2.2), fine_px, mask, sigma)
+        return torch.cat(
+            [x * mask, hp_lum * 4.0, hp_fine, gx, gy, hp_shade * 4.0, dlog_dx, dlog_dy, hp_rg * 4.0, hp_bg * 4.0], dim=1
+        )
+    curvature = -0.5 * sigma**2 * _laplacian(smooth) * _erode_mask(mask, _POOL)
     gate = band_gate(hp_fine, mask, sigma)
     return torch.cat([x * mask, hp_lum * 4.0, hp_rg * 4.0, hp_bg * 4.0, gx, gy, curvature, gate, hp_fine], dim=1)
+
+
+#: Slope step (px per px) of the finite differences of :func:`shading_features`, and the bound on
+#: its derivatives (where the shading nears 0 the logarithm's slope grows without bound).
+_SLOPE_STEP = 0.05
+_MAX_LOG_SLOPE = 8.0
+
+
+def _shade_of_slopes(p: Tensor, q: Tensor, light: Tensor) -> Tensor:
+    """Grayscale SH shading ``(B, 1, H, W)`` of the surface with slopes ``p = dz/du``, ``q = dz/dv``."""
+    from df2net.shading import shade_xyz
+
+    nz = torch.rsqrt(1.0 + p * p + q * q)
+    return shade_xyz(-p * nz, q * nz, nz, light)
+
+
+def shading_features(lum_linear: Tensor, depth_px: Tensor, mask: Tensor, sigma: float) -> tuple[Tensor, Tensor, Tensor]:
+    """What the image's shading says about a depth map, under the light fitted to both.
+
+    A 9-term SH light (grayscale, albedo 1) is fitted by least squares to the linear luminance
+    ``lum_linear (B, 1, H, W)`` over the normals of ``depth_px (B, 1, H, W)`` inside ``mask``
+    eroded by ``2 sigma`` (the silhouette's steep normals are F-Net's least sure). Returns, each
+    ``(B, 1, H, W)`` and 0 off the mask: the detail band of the log shading that surface makes
+    under that light (next to the image's own log-luminance band, their difference is what the
+    surface gets wrong, or the albedo), and the log shading's derivatives with respect to the
+    slopes ``dz/du`` and ``-dz/dv`` (how a change of slope would change it: the light's direction).
+    """
+    from df2net.geometry import depth_slopes_torch
+    from df2net.shading import fit_sh_lighting
+
+    p, q = depth_slopes_torch(depth_px, mask > 0)
+    nz = torch.rsqrt(1.0 + p * p + q * q)
+    normals = torch.stack([-p * nz, q * nz, nz], dim=-1)[:, 0]  # (B, H, W, 3)
+    fit_mask = _erode_mask(mask, int(round(2 * sigma)))[:, 0]
+    light = fit_sh_lighting(normals, lum_linear[:, 0], fit_mask)
+    log_shade = lambda dp, dq: torch.log(_shade_of_slopes(p + dp, q + dq, light).clamp_min(0.0) + _LUM_EPS)  # noqa: E731
+    h = _SLOPE_STEP
+    d_dx = ((log_shade(h, 0.0) - log_shade(-h, 0.0)) / (2 * h)).clamp(-_MAX_LOG_SLOPE, _MAX_LOG_SLOPE) * mask
+    d_dy = (-(log_shade(0.0, h) - log_shade(0.0, -h)) / (2 * h)).clamp(-_MAX_LOG_SLOPE, _MAX_LOG_SLOPE) * mask
+    return highpass(log_shade(0.0, 0.0), mask, sigma), d_dx, d_dy
 
 
 def _laplacian(smooth: Tensor) -> Tensor:
@@ -189,7 +246,9 @@ def _laplacian(smooth: Tensor) -> Tensor:
 
 def _erode_mask(mask: Tensor, px: int) -> Tensor:
     """``mask`` eroded by ``px`` pixels (a stencil that reaches off the face at its border)."""
-    return -F.max_pool2d(-mask, 2 * px + 1, stride=1, padding=px)
+    # A pixel stays where its whole square window is on the face (a box mean of 1: cheaper than a max pool).
+    window = F.avg_pool2d(mask, 2 * px + 1, stride=1, padding=px, count_include_pad=True)
+    return (window > 1.0 - 1e-4).to(mask.dtype) * mask
 
 
 class _ConvPair(nn.Sequential):
@@ -230,7 +289,7 @@ class ReliefNet(nn.Module):
         for c_skip in reversed(channels[:-1]):
             self.up.append(nn.Sequential(nn.Conv2d(cin + c_skip, c_skip, 3, padding=1), nn.LeakyReLU(0.1)))
             cin = c_skip
-        self.head = nn.Conv2d(cin, 2 if mode == "gate" else 1, 1)  # relief (pixels) [and the gate's logit]
+        self.head = nn.Conv2d(cin, 2 if mode in GATED_MODES else 1, 1)  # relief (pixels) [and the gate's logit]
 
     @property
     def divisor(self) -> int:
@@ -265,7 +324,7 @@ class ReliefNet(nn.Module):
         relief = highpass(head[:, 0:1] * self.gain, mask, self.sigma)
         c = HP_FINE_CHANNEL[self.mode]
         hp_fine = features[:, c : c + 1]
-        if self.mode == "gate":
+        if self.mode in GATED_MODES:
             drop = 1.0 - torch.sigmoid(head[:, 1:2])
             return relief - drop * hp_fine * mask
         k = features[:, GATE_CHANNEL : GATE_CHANNEL + 1]

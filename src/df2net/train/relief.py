@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from df2net.model.relief import FEATURE_NAMES, GATE_CHANNEL, HP_FINE_CHANNEL, SLOPE_X_CHANNEL, feature_mask, highpass, input_mask, relief_features
+from df2net.model.relief import GATE_CHANNEL, HP_FINE_CHANNEL, LOG_CHANNELS, MIRROR_SIGN_CHANNELS, feature_mask, highpass, input_mask, relief_features
 
 __all__ = ["ReliefTrainConfig", "scan_gain", "train_relief"]
 
@@ -210,10 +210,6 @@ def _sample_folders(dirs: list[str]) -> list[Path]:
     return out
 
 
-#: Feature channels that are high-passed logarithms of the colour, by mode.
-_LOG_CHANNELS = {mode: [i for i, n in enumerate(names) if n.startswith("hp_log")] for mode, names in FEATURE_NAMES.items()}
-
-
 @dataclass
 class _Batch:
     """Patches of a training batch; ``pairs`` index (marked, unmarked) patches of the same render."""
@@ -242,11 +238,11 @@ def _patch(it: _Item, corner: tuple[int, int], p: int, flip: bool, gamma: float,
     w = it.weight[cy : cy + p, cx : cx + p].float()
     if flip:
         f, t, w = f.flip(-1), t.flip(-1), w.flip(-1)
-        f[SLOPE_X_CHANNEL[mode]] *= -1.0  # the x slope changes sign
+        f[MIRROR_SIGN_CHANNELS[mode]] *= -1.0  # the x slope (and the shading's change with it) changes sign
     m = feature_mask(f[None])[0]
     rgb01 = ((f[:3] + 1.0) * 0.5).clamp(0, 1) ** gamma * gain
     f[:3] = (rgb01.clamp(0, 1) * 2.0 - 1.0) * m
-    for c in _LOG_CHANNELS[mode]:  # a gamma scales log-luminance and log-chromaticity alike
+    for c in LOG_CHANNELS[mode]:  # a gamma scales log-luminance, log-chromaticity and log-shading alike
         f[c] = f[c] * gamma
     return f, t, w
 

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-config", metavar="JSON", help="a saved config.json (flags given override it)")
     p.add_argument("--init", metavar="W", help="weights whose D- and F-Net are kept (default: shipped)")
     p.add_argument("--val", metavar="DIR", help="validation renders (with marks): relief r/slope and false relief while training")
-    p.add_argument("--mode", choices=("band", "gate"), help="what the relief network sees and does with F-Net's detail band (see df2net.model.relief)")
+    p.add_argument("--mode", choices=("band", "gate", "shade"), help="what the relief network sees and does with F-Net's detail band (see df2net.model.relief)")
     p.add_argument("--init-relief", metavar="W", help="weights whose relief Fr-Net warm-starts this one (tensors that fit)")
     p.add_argument("--steps", type=int)
     p.add_argument("--time-limit", dest="time_limit_min", type=float, metavar="MIN", help="stop after this many minutes")
