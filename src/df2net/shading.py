@@ -195,13 +195,16 @@ def fit_sh_lighting(
     w = w.reshape(*batch, -1)  # (*B, P)
     obs = obs.reshape(*batch, -1, chans)  # (*B, P, C)
     alb = alb.reshape(*batch, -1, chans)
-    count = w.sum(-1).clamp_min(1.0)[..., None, None, None]  # (*B, 1, 1, 1)
-    design = basis.unsqueeze(-3) * alb.transpose(-1, -2).unsqueeze(-1)  # (*B, C, P, 9)
-    wd = design * w.unsqueeze(-2).unsqueeze(-1)
+    # The normal equations in float64: over a face's normals the constant, z and 3z^2 - 1 terms are
+    # nearly collinear, and float32 sums (whose order differs between runtimes) move the solution.
+    f64 = torch.float64
+    count = w.sum(-1).clamp_min(1.0)[..., None, None, None].to(f64)  # (*B, 1, 1, 1)
+    design = (basis.unsqueeze(-3) * alb.transpose(-1, -2).unsqueeze(-1)).to(f64)  # (*B, C, P, 9)
+    wd = design * w.unsqueeze(-2).unsqueeze(-1).to(f64)
     ata = wd.transpose(-1, -2) @ design / count  # (*B, C, 9, 9)
-    atb = (wd.transpose(-1, -2) @ obs.transpose(-1, -2).unsqueeze(-1)) / count  # (*B, C, 9, 1)
-    eye = torch.eye(9, dtype=n.dtype, device=n.device)
-    sol = solve_spd(ata + reg * eye, atb)[..., 0]  # (*B, C, 9)
+    atb = (wd.transpose(-1, -2) @ obs.transpose(-1, -2).unsqueeze(-1).to(f64)) / count  # (*B, C, 9, 1)
+    eye = torch.eye(9, dtype=f64, device=n.device)
+    sol = solve_spd(ata + reg * eye, atb)[..., 0].to(n.dtype)  # (*B, C, 9)
     sol = sol.transpose(-1, -2)  # (*B, 9, C)
     return sol if colour else sol[..., 0]
 
