@@ -518,7 +518,7 @@ class FaceDetector:
         # the box is the landmarks' (the same at any size) unless the face is turned, where their
         # box is narrower and off-centre (``DetectConfig.face_box``).
         centre, side = cand.centre, cand.side
-        if self.cfg.face_box == "landmarks" and abs(turn_share(landmarks) - 0.5) <= self.cfg.settle_max_turn:
+        if self.cfg.face_box == "landmarks" and not self._turned(landmarks):
             centre, side = landmark_box(landmarks, float(round(angle)))
         half = 0.5 * side
         box = np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
@@ -553,6 +553,10 @@ class FaceDetector:
             angle = eye_angle(landmarks)
         return cand, landmarks, angle
 
+    def _turned(self, landmarks: np.ndarray) -> bool:
+        """Whether the face is turned past ``cfg.settle_max_turn`` (:func:`turn_share`)."""
+        return abs(turn_share(landmarks) - 0.5) > self.cfg.settle_max_turn
+
     def _settle(self, photo: Photo, cand: Candidate, landmarks: np.ndarray, angle: float) -> tuple[np.ndarray, float]:
         """The landmarks placed again on the box they imply (HOG's boxes come in 20 % steps of
         size), twice, upright in the eye-level frame unless the face is near upright.
@@ -561,7 +565,7 @@ class FaceDetector:
         of the detector's box: the box its landmarks imply is narrower and off-centre, and the
         predictor drifts on it (at 45 degrees of yaw from 0.03 to 0.2-0.3 box sides off;
         ``benchmarks/yaw.py``)."""
-        if abs(turn_share(landmarks) - 0.5) > self.cfg.settle_max_turn:
+        if self._turned(landmarks):
             return landmarks, angle
         for _ in range(2):
             centre, side = landmark_box(landmarks, angle)
