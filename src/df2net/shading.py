@@ -100,10 +100,13 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
         ``(..., 9)`` in the order documented in the module docstring.
     """
     n = _float(normals)
-    x, y, z = n[..., 0], n[..., 1], n[..., 2]
-    terms = (torch.ones_like(x), y, z, x, x * y, y * z, 3.0 * z * z - 1.0, x * z, x * x - y * y)
     c = torch.tensor(SH_CONSTANTS, dtype=n.dtype, device=n.device)
-    return torch.stack(terms, dim=-1) * c
+    return torch.stack(_sh_terms(n[..., 0], n[..., 1], n[..., 2]), dim=-1) * c
+
+
+def _sh_terms(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The 9 SH polynomials of the normal's components, in :func:`sh_basis` order (no constants)."""
+    return (torch.ones_like(x), y, z, x, x * y, y * z, 3.0 * z * z - 1.0, x * z, x * x - y * y)
 
 
 def _batch_shape(coeffs: torch.Tensor) -> tuple[tuple[int, ...], bool]:
@@ -118,8 +121,10 @@ def _batch_shape(coeffs: torch.Tensor) -> tuple[tuple[int, ...], bool]:
 def shade_xyz(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, sh_coeffs: torch.Tensor) -> torch.Tensor:
     """Grayscale :func:`shade` from the normals' three components, each ``(B, ...)``, and
     ``sh_coeffs (B, 9)``: the same sum, without stacking the basis (for large images)."""
-    c = [k * sh_coeffs[:, i].reshape(-1, *([1] * (x.ndim - 1))) for i, k in enumerate(SH_CONSTANTS)]
-    return c[0] + c[1] * y + c[2] * z + c[3] * x + c[4] * x * y + c[5] * y * z + c[6] * (3.0 * z * z - 1.0) + c[7] * x * z + c[8] * (x * x - y * y)
+    out = torch.zeros_like(x)
+    for i, (k, term) in enumerate(zip(SH_CONSTANTS, _sh_terms(x, y, z))):
+        out = out + k * sh_coeffs[:, i].reshape(-1, *([1] * (x.ndim - 1))) * term
+    return out
 
 
 @_numpy_io

@@ -197,12 +197,17 @@ _SLOPE_STEP = 0.05
 _MAX_LOG_SLOPE = 8.0
 
 
+def _normal_of_slopes(p: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The unit normal's components of the surface with slopes ``p = dz/du``, ``q = dz/dv``."""
+    nz = torch.rsqrt(1.0 + p * p + q * q)
+    return -p * nz, q * nz, nz
+
+
 def _shade_of_slopes(p: Tensor, q: Tensor, light: Tensor) -> Tensor:
     """Grayscale SH shading ``(B, 1, H, W)`` of the surface with slopes ``p = dz/du``, ``q = dz/dv``."""
     from df2net.shading import shade_xyz
 
-    nz = torch.rsqrt(1.0 + p * p + q * q)
-    return shade_xyz(-p * nz, q * nz, nz, light)
+    return shade_xyz(*_normal_of_slopes(p, q), light)
 
 
 def shading_features(lum_linear: Tensor, depth_px: Tensor, mask: Tensor, sigma: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -220,8 +225,7 @@ def shading_features(lum_linear: Tensor, depth_px: Tensor, mask: Tensor, sigma: 
     from df2net.shading import fit_sh_lighting
 
     p, q = depth_slopes_torch(depth_px, mask > 0)
-    nz = torch.rsqrt(1.0 + p * p + q * q)
-    normals = torch.stack([-p * nz, q * nz, nz], dim=-1)[:, 0]  # (B, H, W, 3)
+    normals = torch.stack(_normal_of_slopes(p, q), dim=-1)[:, 0]  # (B, H, W, 3)
     fit_mask = _erode_mask(mask, int(round(2 * sigma)))[:, 0]
     light = fit_sh_lighting(normals, lum_linear[:, 0], fit_mask)
     log_shade = lambda dp, dq: torch.log(_shade_of_slopes(p + dp, q + dq, light).clamp_min(0.0) + _LUM_EPS)  # noqa: E731
