@@ -2,7 +2,7 @@
 
 A small U-Net at full crop resolution. Its output is high-passed with the same operator as its
 target, so it can only add or remove detail at scales of about ``sigma`` pixels and never bends
-the coarse face. Two modes (:data:`RELIEF_MODES`) say what it sees and what happens to F-Net's own
+the coarse face. Three modes (:data:`RELIEF_MODES`) say what it sees and what happens to F-Net's own
 detail band ``hp(fine)``:
 
 - ``"band"``: the network sees the masked colour crop, the high-pass of its log-luminance
@@ -18,9 +18,15 @@ detail band ``hp(fine)``:
 
   On smooth skin the network makes the whole detail band (the face's own curvature there and the
   relief); on structure F-Net's band stays and the network adds the relief.
-- ``"gate"`` (the shipped file's relief Fr-Net): the network also sees ``hp(fine)`` and predicts the gate
+- ``"gate"``: the network also sees ``hp(fine)`` and predicts the gate
   itself: ``finer = fine + hp(gain * relief) - (1 - k) * hp(fine)``; it learnt to keep most of
   F-Net's band (k about 0.9), colour-made detail included.
+- ``"shade"`` (the shipped file's relief Fr-Net): ``"gate"``'s inputs and output rule, plus what
+  F-Net's surface would look like: its log shading under the 9-term SH light fitted to the crop
+  (:func:`shading_features`), high-passed, and that log shading's derivatives with respect to the
+  two slopes (which way a groove would darken under this light), and the high-passed
+  log-chromaticity. Where the photo is darker than F-Net's surface explains and the darkening
+  follows the light, it is relief; where it does not, it is paint.
 
 Training (``df2net train-relief``, :mod:`df2net.train.relief`) makes ``hp(finer - true base)``
 the true relief of renders with albedo-only marks painted on many of them. Every operator here is
