@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--demo-dir", type=Path, default=DEMO_DIR)
     ap.add_argument("--widths", default="40,64,80,112,160,224")
     ap.add_argument("--faces", type=int, default=12)
-    ap.add_argument("--face-box", choices=("detector", "landmarks"), default="detector", help="DetectConfig.face_box")
+    from df2net.config import DetectConfig
+    from df2net.detect import FACE_BOXES
+
+    default_box = DetectConfig().face_box
+    ap.add_argument("--face-box", choices=FACE_BOXES, default=default_box, help=f"DetectConfig.face_box (default {default_box!r}, as df2net)")
     args = ap.parse_args(argv)
 
     import torch
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             rows[w].append(compare(full, small, scale_x))
     print(f"#### {len(paths)} demo faces (jaw {min(full_widths):.0f}-{max(full_widths):.0f} px at full size) shrunk to each jaw width; "
-          f"weights {rec.model_info['weights']}\n")
+          f"weights {rec.model_info['weights']}; face box: {args.face_box}\n")
     print("| jaw width (px) | crop enlarged | RMS depth difference / depth range | median normal difference (deg) | fine-detail correlation | faces |")
     print("| --- | --- | --- | --- | --- | --- |")
     for w in widths:

@@ -55,7 +55,7 @@ def face_strip(face, tile: int, gap: int = 0) -> np.ndarray:
     return tile_row(panels, tile, gap)
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def sheet_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     """Pillow's bundled font at ``size`` pixels (its small bitmap font where FreeType is missing)."""
     try:
         return ImageFont.load_default(size=size)
@@ -69,7 +69,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], tile: int) -> np.ndarray:
     height = HEADER_HEIGHT + len(rows) * (tile + GAP)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    header, label_font = _font(13), _font(14)
+    header, label_font = sheet_font(13), sheet_font(14)
     for i, name in enumerate(COLUMNS):
         x = LABEL_WIDTH + i * (tile + GAP) + tile // 2
         draw.text((x, HEADER_HEIGHT // 2), name, fill="black", font=header, anchor="mm")

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from contact_sheet import tile_row  # scripts/, beside this file
+from contact_sheet import sheet_font, tile_row  # scripts/, beside this file
 from df2net import Reconstructor
 from df2net.errors import InputError
 from df2net.export import write_rgb_png
@@ -57,12 +57,13 @@ def main() -> None:
     w = strips[0][1].shape[1]
     sheet = Image.new("RGB", (w, (args.tile + head) * len(strips) + head), "white")
     draw = ImageDraw.Draw(sheet)
+    font = sheet_font(13)
     titles = ("photo crop", "normals after F-Net", "normals after Fr-Net", f"Fr-Net's detail (±{args.span:g} px)")
     for i, title in enumerate(titles):
-        draw.text((i * args.tile + 4, 2), title, fill="black")
+        draw.text((i * args.tile + 4, 1), title, fill="black", font=font)
     for row, (path, strip) in enumerate(strips):
         y = head + row * (args.tile + head)
-        draw.text((4, y + 2), str(path).rsplit("/", 1)[-1], fill="black")
+        draw.text((4, y + 1), str(path).rsplit("/", 1)[-1], fill="black", font=font)
         sheet.paste(Image.fromarray(strip), (0, y + head))
     write_rgb_png(args.output, np.asarray(sheet))
     print(f"wrote {args.output}")

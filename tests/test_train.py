@@ -781,3 +781,19 @@ def test_cli_pair_flags_set_the_loss_weights_of_a_new_run(tmp_path: Path) -> Non
     config, _ = build_config(args)
     assert config.losses.pair_band == 0.5 and config.losses.pair == 0.0
     assert config.losses.gradient == LossConfig.for_stage("fine").gradient  # the stage's other weights kept
+
+
+def test_history_plot_puts_validation_scores_in_a_panel_of_their_own(tmp_path: Path) -> None:
+    """Losses logged every interval in the top panel, scores logged every few intervals below;
+    the clock (``time_min``) is not a curve."""
+    pytest.importorskip("matplotlib")
+    from df2net.train.loop import plot_history
+
+    losses_only = [{"step": float(s), "time_min": s / 10, "loss": 1.0 / s} for s in range(1, 20)]
+    with_scores = [dict(h, **({"relief_r": 0.1 * i, "false_relief_um": 30.0 + i} if i % 5 == 4 else {})) for i, h in enumerate(losses_only)]
+    assert plot_history(losses_only, tmp_path / "a.png") and plot_history(with_scores, tmp_path / "b.png")
+    one, two = Image.open(tmp_path / "a.png"), Image.open(tmp_path / "b.png")
+    assert one.size == (800, 450) and two.size == (800, 700)
+    # the lower panel of the second plot holds drawn curves (not a blank axis)
+    lower = np.asarray(two.convert("L"))[470:650, 100:700]
+    assert (lower < 200).mean() > 0.005
