@@ -94,14 +94,12 @@ cp runs/chain_mix05.safetensors src/df2net/weights/df2net_cpu.safetensors
 #    inputs plus the log shading of F-Net's surface under the SH light fitted to the crop, its
 #    derivatives with respect to the slopes, and the log-chromaticity bands; warm-started from
 #    step 8's relief network (new input channels at zero), D and F of step 8 frozen; 31 minutes
-#    (5,000 steps) on the 2-core CPU on the first 560 renders of step 8's sets (made again with
-#    the landmark-box crops: the shipped run's sets were regenerated on 2026-12-02). Its output
-#    gain is then scanned on the validation renders: 1.5, the largest gain whose false relief
-#    stays within the previous file's there (49 um) plus 2 um.
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_marks2 --seed 700 --count 240 \
-  --plain-skin 0.3 --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/fits_demo/textures --workers 2
+#    (5,000 steps) on the 2-core CPU on the first 560 renders of step 8's sets (the shipped run's
+#    were made on 2026-12-02 with today's landmark-box crops, which step 8 above now makes too).
+#    Its output gain is then scanned on the validation renders: 1.5, the largest gain whose false
+#    relief stays within the previous file's there (49 um) plus 2 um.
 $DF2NET train-relief --train-config training/relief8.json --out runs/relief8
 $DF2NET train-relief --out runs/relief8 --scan-gain 1,1.25,1.5,1.75,2 --max-false 51
 cp runs/relief8/final_calibrated.safetensors src/df2net/weights/df2net_cpu.safetensors
 $DF2NET evaluate data/synth_relief_eval -o docs/evaluation_relief --no-baselines --save-depth
-$DF2NET evaluate data/synth_eval -o docs/evaluation --no-baselines
+$DF2NET evaluate data/synth_eval -o docs/evaluation
