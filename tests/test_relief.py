@@ -415,3 +415,23 @@ def test_shade_features_export_to_onnx_and_match_torch():
     scale = want.abs().amax(dim=(0, 2, 3)).clamp_min(1e-3).numpy()[None, :, None, None]
     assert np.abs(got - want.numpy()).max(axis=(0, 2, 3)).max() < 1e-3 * scale.max()
     assert (np.abs(got - want.numpy()) / scale).max() < 1e-3
+
+
+def test_warm_start_into_a_deeper_net_keeps_the_donors_levels():
+    torch.manual_seed(0)
+    donor = ReliefNet((4, 8, 8), 4.0, mode="shade")
+    with torch.no_grad():
+        for p in donor.parameters():
+            p.normal_(0.0, 0.3)
+    net = ReliefNet((4, 8, 8, 12), 4.0, mode="shade")
+    warm_start(net, donor.state_dict(), "shade")
+    assert torch.equal(net.down[2][0].weight, donor.down[2][0].weight)
+    assert torch.equal(net.up[1][0].weight, donor.up[0][0].weight) and torch.equal(net.up[2][0].weight, donor.up[1][0].weight)
+    deep_inputs = net.up[0][0].weight[:, :12]
+    assert deep_inputs.abs().max() == 0  # the new level starts silent
+    x, depth = _lit_sphere(64)
+    with torch.no_grad():
+        a, b = donor(depth, x), net(depth, x)
+    # The pass-through is exact where the bottleneck is positive; the extra LeakyReLU shrinks the rest.
+    assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.95
+    assert not torch.allclose(a, torch.zeros_like(a))

@@ -350,8 +350,13 @@ def warm_start(net: ReliefNet, state: dict[str, Tensor], mode: str) -> int:
 
     Tensors of the same shape are copied; the first convolution's input channels are matched by
     feature name (:data:`FEATURE_NAMES`; channels new to ``net`` start at zero) and the head's
-    relief row is kept when the head's size differs.
+    relief row is kept when the head's size differs. A ``net`` with more levels than the donor
+    (a deeper U-Net, more context) keeps the donor's levels: its decoder blocks take the donor's
+    in order from the shallowest, and each new decoder block starts as a pass-through of its
+    skip (the new levels' contribution at zero), so it starts near the donor's output (exactly
+    where the bottleneck's activations are positive: the extra LeakyReLU shrinks the rest).
     """
+    state = _deepen_decoder(net, state)
     own = net.state_dict()
     first = "down.0.0.weight"
     copied = 0
@@ -374,3 +379,26 @@ def warm_start(net: ReliefNet, state: dict[str, Tensor], mode: str) -> int:
         copied += 1
     net.load_state_dict(own)
     return copied
+
+
+def _deepen_decoder(net: ReliefNet, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The donor's ``state`` with its decoder renumbered for a deeper ``net`` (see :func:`warm_start`)."""
+    donor_levels = len({k.split(".")[1] for k in state if k.startswith("down.")})
+    extra = len(net.down) - donor_levels
+    if donor_levels < 2 or extra <= 0:
+        return state
+    out = {}
+    for key, value in state.items():
+        if key.startswith("up."):
+            _, i, rest = key.split(".", 2)
+            key = f"up.{int(i) + extra}.{rest}"
+        out[key] = value
+    for j in range(extra):
+        conv = net.up[j][0]
+        weight = torch.zeros_like(conv.weight)
+        c_out = weight.shape[0]
+        c_deep = weight.shape[1] - c_out  # the block sees cat(upsampled deeper level, skip)
+        weight[torch.arange(c_out), c_deep + torch.arange(c_out), 1, 1] = 1.0
+        out[f"up.{j}.0.weight"] = weight
+        out[f"up.{j}.0.bias"] = torch.zeros_like(conv.bias)
+    return out
