@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- " * (len(keys) + 1) + "|")
     for name, row in rows.items():
         print(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
-    relief = np.array([r["relief"] for r in rows.values()])
+    scored = list(rows.values())
+    relief = np.array([r["relief"] for r in scored])
     edges = (0.0, *GROUP_EDGES_PX, np.inf)
     groups = [("all renders", np.ones(len(relief), bool))] + [
         (f"relief {lo:g}-{hi:g} px" if np.isfinite(hi) else f"relief over {lo:g} px", (relief >= lo) & (relief < hi))
@@ -100,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for label, sel in groups:
         if sel.any():
-            vals = [[list(rows.values())[i][k] for i in np.nonzero(sel)[0]] for k in keys]
-            print(f"| mean, {label} ({int(sel.sum())}) | " + " | ".join(f"{np.mean(v):.3f}" for v in vals) + " |")
+            means = [np.mean([scored[i][k] for i in np.nonzero(sel)[0]]) for k in keys]
+            print(f"| mean, {label} ({int(sel.sum())}) | " + " | ".join(f"{m:.3f}" for m in means) + " |")
     return 0
 
 
