@@ -35,21 +35,13 @@ def compare(full, small, scale: float) -> dict[str, float]:
     """``small`` (a FaceResult of the photo shrunk by ``scale``) against ``full``, in ``full``'s crop."""
     from scipy import ndimage
 
-    from df2net.cropbox import crop_to_image, image_to_crop
-    from df2net.data.maps import sample_bilinear
+    from df2net.cropbox import crop_to_image
     from df2net.geometry import depth_to_normals
 
     size = full.crop.shape[0]
-    vv, uu = np.mgrid[0:size, 0:size].astype(np.float64)
-    img_full = crop_to_image(np.stack([uu, vv], -1), full.crop_box, size)
-    img_small = (img_full + 0.5) * scale - 0.5  # the same photo point in the shrunk photo
-    q = image_to_crop(img_small, small.crop_box, size)
-    inside = (q >= 0).all(-1) & (q <= size - 1).all(-1)
-    mask_s = sample_bilinear(small.mask.astype(np.float32), q[..., 0], q[..., 1]) > 0.99
-    # A crop pixel of the small face is small.side / scale / full.side crop pixels of the full one.
-    unit = (small.crop_box[2] / scale) / full.crop_box[2]
-    d_small = sample_bilinear(small.depth, q[..., 0], q[..., 1]) * unit
-    both = full.mask & mask_s & inside
+    img_full = crop_to_image(_pixel_grid(size), full.crop_box, size)
+    d_small, mask_s = into_frame(small, scale, img_full, full.crop_box[2] / size)
+    both = full.mask & mask_s
     d_full = full.depth.astype(np.float64)
     diff = d_small[both] - d_full[both]
     diff -= np.median(diff)
@@ -67,19 +59,25 @@ def compare(full, small, scale: float) -> dict[str, float]:
             "detail_r": float(r), "overlap": float(both.sum() / full.mask.sum())}
 
 
-def into_frame(result, scale: float, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``result``'s depth (a FaceResult of a photo shrunk by ``scale``) resampled into the frame of
-    the unshrunk photo's ``size``-pixel square (a render's own crop): depth in that frame's pixels
-    (any offset) and where it is defined."""
+def _pixel_grid(size: int) -> np.ndarray:
+    """The ``(size, size, 2)`` (x, y) coordinates of a square's pixels."""
+    vv, uu = np.mgrid[0:size, 0:size].astype(np.float64)
+    return np.stack([uu, vv], -1)
+
+
+def into_frame(result, scale: float, points: np.ndarray, frame_px: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``result``'s depth (a FaceResult of a photo shrunk by ``scale``) resampled at ``points``
+    ``(H, W, 2)``, the unshrunk photo's points of a frame whose pixel is ``frame_px`` photo pixels:
+    depth in that frame's pixels (any offset) and where it is defined (on ``result``'s crop and mask)."""
     from df2net.cropbox import image_to_crop
     from df2net.data.maps import sample_bilinear
 
     n = result.crop.shape[0]
-    vv, uu = np.mgrid[0:size, 0:size].astype(np.float64)
-    q = image_to_crop((np.stack([uu, vv], -1) + 0.5) * scale - 0.5, result.crop_box, n)
+    q = image_to_crop((points + 0.5) * scale - 0.5, result.crop_box, n)  # the same points in the shrunk photo's crop
     inside = (q >= 0).all(-1) & (q <= n - 1).all(-1)
     mask = (sample_bilinear(result.mask.astype(np.float32), q[..., 0], q[..., 1]) > 0.99) & inside
-    unit = (result.crop_box[2] / scale) / n  # one of the result's crop pixels in the frame's pixels
+    # One of the result's crop pixels is result.side / scale photo pixels, over n of them.
+    unit = (result.crop_box[2] / scale) / n / frame_px
     return sample_bilinear(result.depth, q[..., 0], q[..., 1]) * unit, mask
 
 
@@ -124,7 +122,8 @@ def main_truth(rec, folder: Path, widths: list[int], faces: int) -> None:
         except InputError:
             continue
         size = rgb.shape[0]
-        base = truth_errors(*into_frame(full, 1.0, size), s)
+        grid = _pixel_grid(size)  # a render's own frame: its crop is the whole image
+        base = truth_errors(*into_frame(full, 1.0, grid), s)
         jaw = float(np.linalg.norm(full.landmarks_image[16] - full.landmarks_image[0]))
         jaws.append(jaw)
         found = {}
@@ -135,7 +134,7 @@ def main_truth(rec, folder: Path, widths: list[int], faces: int) -> None:
             except InputError:
                 missed[str(w)] += 1
                 continue
-            found[str(w)] = truth_errors(*into_frame(small, scale, size), s)
+            found[str(w)] = truth_errors(*into_frame(small, scale, grid), s)
         rows["full"].append(base)
         for k, v in found.items():
             rows[k].append({**v, "d_depth": v["depth_pct"] - base["depth_pct"], "d_normal": v["normal_deg"] - base["normal_deg"]})
