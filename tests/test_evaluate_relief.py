@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from df2net.data.eval_sample import Sample, load_sample
 from df2net.evaluate import (
     DEPTH_FILE_NAMES,
     MISSING,
-    Sample,
     depth_file_name,
     evaluate,
-    load_sample,
 )
 
 SIZE = 160

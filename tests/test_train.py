@@ -452,7 +452,8 @@ def test_each_stage_trains_its_own_part_and_loss_goes_down(data_dirs: tuple[Path
 def test_resume_continues_at_the_saved_step_with_identical_weights(
     data_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from df2net.train.loop import Trainer, latest_checkpoint, train
+    from df2net.train.checkpoints import latest_checkpoint
+    from df2net.train.loop import Trainer, train
 
     aug_on = AugmentConfig(jpeg_prob=0.5)
     full = tmp_path / "full"
@@ -571,7 +572,7 @@ def test_cli_trains_two_steps_and_exports(data_dirs: tuple[Path, Path], tmp_path
 
 
 def test_patch_windows_sit_on_the_face_and_crop_what_they_say() -> None:
-    from df2net.train.loop import crop_windows, patch_windows
+    from df2net.train.stages import crop_windows, patch_windows
 
     mask = torch.zeros(3, 1, 64, 64)
     mask[0, 0, 40:50, 44:60] = 1.0
@@ -611,7 +612,7 @@ def test_finer_stage_trains_fr_net_on_patches(data_dirs: tuple[Path, Path], tmp_
 
 
 def test_warmup_cosine_follows_steps_or_progress_whichever_is_further() -> None:
-    from df2net.train.loop import warmup_cosine
+    from df2net.train.schedule import warmup_cosine
 
     assert warmup_cosine(0, 4, 100, 0.1) == pytest.approx(0.25)  # warm-up ignores progress
     assert warmup_cosine(0, 4, 100, 0.1, progress=0.9) == pytest.approx(0.25)
@@ -787,7 +788,7 @@ def test_history_plot_puts_validation_scores_in_a_panel_of_their_own(tmp_path: P
     """Losses logged every interval in the top panel, scores logged every few intervals below;
     the clock (``time_min``) is not a curve."""
     pytest.importorskip("matplotlib")
-    from df2net.train.loop import plot_history
+    from df2net.train.plots import plot_history
 
     losses_only = [{"step": float(s), "time_min": s / 10, "loss": 1.0 / s} for s in range(1, 20)]
     with_scores = [dict(h, **({"relief_r": 0.1 * i, "false_relief_um": 30.0 + i} if i % 5 == 4 else {})) for i, h in enumerate(losses_only)]

@@ -7,12 +7,10 @@ Both fit the Surrey Face Model's pose (and, for the fit, shape and expression) t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from df2net.evaluate import Method, Sample
+from df2net.data.eval_sample import Method, Sample
 
 MEAN_FACE = "3DMM mean face"
 LANDMARK_FIT = "3DMM landmark fit"
@@ -34,7 +32,7 @@ def fill_outside(depth: np.ndarray, valid: np.ndarray, where: np.ndarray) -> np.
 
 
 def baseline_method(sfm_dir: str | Path | None = None, subdivision_levels: int = 1) -> Method:
-    """A :data:`df2net.evaluate.Method` giving the mean-face and landmark-fit depth of a sample."""
+    """A :data:`df2net.data.eval_sample.Method` giving the mean-face and landmark-fit depth of a sample."""
     from df2net.data.fitting import fit_landmarks, project_with_pose
     from df2net.data.sfm import load_sfm, model_subdivision
     from df2net.geometry import smooth_depth

@@ -1,4 +1,5 @@
-"""Training df2net: configuration, dataset reading, augmentation, losses, the loop, DDP.
+"""Training df2net: configuration, dataset reading, augmentation, losses, stages, the loop and its
+hooks (logs, sample sheets, plots, checkpoints), DDP; and the relief Fr-Net's own trainer.
 
 ``train(TrainConfig(...))`` runs one stage and returns its exported weights; ``df2net train`` is
 the command-line shell around it. Imports are lazy so that the CLI stays light.

@@ -74,6 +74,10 @@ class LossConfig:
     are also supervised like any sample (their target is the same). How many twins join each batch:
     :attr:`TrainConfig.pair_share`.
 
+    ``band`` (every stage): the L1 of the high-pass of the depth error at ``pair_sigma_px`` crop
+    pixels (:func:`df2net.train.losses.band_l1`), the band in which ``evaluate`` scores relief;
+    sample weights as the other supervised terms.
+
     Finer-stage self-supervision, on every sample: ``shading`` (photo luminance against
     ``albedo * shade(normals, L)``, ``L`` fitted per image by least squares, albedo a Gaussian
     low-pass of ``sigma = albedo_sigma * side`` pixels; on synthetic samples it counts
@@ -94,6 +98,7 @@ class LossConfig:
     detail: float = 0.0
     pair: float = 0.0
     pair_band: float = 0.0
+    band: float = 0.0
     pair_sigma_px: float = 4.0
     pair_marks_boost: float = 4.0
     normal_erode_px: int = 2

@@ -236,6 +236,21 @@ def pair_loss(
     return whole, band
 
 
+def band_l1(pred_px: Tensor, target_px: Tensor, mask: Tensor, sigma_px: float, weight: Tensor | None = None) -> Tensor:
+    """Per-sample L1 ``(B,)`` of the depth error's high-pass (the relief band of ``evaluate``).
+
+    The error ``pred - target`` (pixels of the grid, each sample's offset removed) minus its
+    Gaussian blur of ``sigma_px`` normalised inside ``mask``, as :func:`df2net.metrics.high_pass`
+    takes the band. Unlike the gradient term, which weighs every scale by its slope, this one is
+    blind to the coarse error and sees only the shape at the scale of folds and of the
+    curvature a high-pass leaves of a smooth surface.
+    """
+    err = remove_offset(pred_px - target_px, mask)
+    blur = gaussian_blur(err * mask, sigma_px) / gaussian_blur(mask, sigma_px).clamp_min(_EPS)
+    w = mask if weight is None else mask * weight
+    return masked_mean((err - blur).abs(), w)
+
+
 def stage_loss(
     stage: str,
     pred: dict[str, Tensor],
@@ -283,6 +298,9 @@ def stage_loss(
     if cfg.gradient:
         per = gradient_l1(out_px, target_px, mask, cfg.normal_erode_px, pixel_w)
         terms["gradient"], weights["gradient"] = (sample_w * per).mean(), cfg.gradient
+    if cfg.band:
+        per = band_l1(out_px, target_px, mask, cfg.pair_sigma_px * grid / CROP_SIZE, pixel_w)
+        terms["band"], weights["band"] = (sample_w * per).mean(), cfg.band
     if stage == "finer":
         # The self-supervised terms need no target depth: they cover the whole face mask.
         face = batch["face_mask"]

@@ -42,6 +42,9 @@ import torch
 from torch import Tensor
 
 from df2net.model.relief import GATE_CHANNEL, HP_FINE_CHANNEL, LOG_CHANNELS, MIRROR_SIGN_CHANNELS, feature_mask, highpass, input_mask, relief_features
+from df2net.train.checkpoints import load_checkpoint, write_checkpoint
+from df2net.train.plots import plot_history
+from df2net.train.schedule import warmup_cosine
 
 __all__ = ["ReliefTrainConfig", "scan_gain", "train_relief"]
 
@@ -310,13 +313,6 @@ def relief_loss(pred: Tensor, target: Tensor, weight: Tensor, gradient_weight: f
     return total, {"loss": total.item(), "mse": mse.item(), "grad_l1": grad.item()}
 
 
-def _lr_factor(step: int, cfg: ReliefTrainConfig, progress: float) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    p = min(max(progress, 0.0), 1.0)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * p))
-
-
 def _prepare(chain: Any, folders: list[Path], sigma: float, mode: str) -> list[tuple[dict, np.ndarray, dict]]:
     """Each validation sample with F-Net's depth and the relief features of its image(s)."""
     from df2net.data.dataset import load_sample
@@ -403,11 +399,8 @@ def scan_gain(run: str | Path, gains: tuple[float, ...], max_false_um: float) ->
 
 
 def _save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, elapsed: float, history: list) -> None:
-    from df2net.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        # The history travels as JSON text, so the checkpoint loads with weights_only=True.
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "history": json.dumps(history)}, tmp)
+    # The history travels as JSON text, so the checkpoint loads with weights_only=True.
+    write_checkpoint(path, {"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "history": json.dumps(history)})
 
 
 def export_weights(
@@ -440,7 +433,6 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
     from tqdm import tqdm
 
     from df2net.model.relief import ReliefNet
-    from df2net.train.loop import plot_history
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -462,7 +454,7 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, elapsed, history = 0, 0.0, []
     if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=True)
+        ckpt = load_checkpoint(ckpt_path)
         net.load_state_dict(ckpt["net"])
         opt.load_state_dict(ckpt["opt"])
         step, elapsed, history = int(ckpt["step"]), float(ckpt["elapsed"]), list(json.loads(ckpt["history"]))
@@ -496,7 +488,7 @@ def train_relief(cfg: ReliefTrainConfig, resume: bool = False, progress: bool = 
             break
         share = max(step / cfg.steps, elapsed / limit_s if limit_s else 0.0)
         for g in opt.param_groups:
-            g["lr"] = float(cfg.lr * _lr_factor(step, cfg, share))
+            g["lr"] = float(cfg.lr * warmup_cosine(step, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio, share))
         batch = _batch(items, cfg, rng)
         mask = batch.mask
         pred = net.forward_features(batch.features, mask)
