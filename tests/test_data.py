@@ -31,7 +31,7 @@ def model():
 def fits_dir(tmp_path_factory):
     """Fits of one demo photo (also fills the texture cache used by the synthetic tests)."""
     out = tmp_path_factory.mktemp("fits")
-    result = make_data("fits", [DEMO / "1.png"], out, seed=0, sfm_dir=SFM_DIR, progress=False)
+    result = make_data("fits", [DEMO / "1.png"], out, seed=0, face_model="sfm", sfm_dir=SFM_DIR, progress=False)
     assert result.failed == [] and result.samples == ["000000"]
     return out
 
@@ -42,7 +42,7 @@ def synth(tmp_path_factory, fits_dir):
     dirs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         out = tmp_path_factory.mktemp(f"synth_{name}")
-        r = make_data("synthetic", [], out, seed=seed, count=2, sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", progress=False)
+        r = make_data("synthetic", [], out, seed=seed, count=2, face_model="sfm", sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", progress=False)
         assert r.failed == [] and r.samples == ["000000", "000001"]
         dirs[name] = out
     return dirs
@@ -162,7 +162,7 @@ def test_synthetic_is_deterministic(synth):
 
 
 def test_synthetic_resume_skips_complete(synth, fits_dir):
-    r = make_data("synthetic", [], synth["a"], seed=3, count=2, sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", progress=False)
+    r = make_data("synthetic", [], synth["a"], seed=3, count=2, face_model="sfm", sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", progress=False)
     assert r.skipped == 2 and r.written == 0
 
 
@@ -221,7 +221,7 @@ def test_evaluate_writes_one_row_per_method_and_the_figure(synth, random_weights
 
     from df2net.cli import main
     from df2net.evaluate import iter_samples, score_sample
-    from df2net.evaluate import load_sample as load_eval_sample
+    from df2net.data.eval_sample import load_sample as load_eval_sample
 
     out = tmp_path / "eval"
     code = main(["evaluate", str(synth["a"]), "--weights", str(random_weights), "--sfm-dir", str(SFM_DIR),
@@ -247,7 +247,7 @@ def test_synthetic_detail_gain_scales_the_relief_and_plain_skin_lowpasses_the_te
     from df2net.data.synthetic import SyntheticConfig
 
     def one(out: Path, cfg: SyntheticConfig) -> dict:
-        r = make_data("synthetic", [], out, seed=3, count=1, sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", config=cfg, progress=False)
+        r = make_data("synthetic", [], out, seed=3, count=1, face_model="sfm", sfm_dir=SFM_DIR, texture_cache=fits_dir / "textures", config=cfg, progress=False)
         assert r.failed == []
         return load_sample(out / "000000")
 
@@ -297,6 +297,7 @@ def test_synthetic_marks_change_colour_only_where_the_mask_says(fits_dir, tmp_pa
         tmp_path,
         seed=11,
         count=1,
+        face_model="sfm",
         sfm_dir=SFM_DIR,
         texture_cache=fits_dir / "textures",
         progress=False,

@@ -12,9 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "make-data",
         help="make training/evaluation data (3DMM fits of photos, synthetic faces)",
         description=(
-            "fits: fit the Surrey Face Model to photos and render its depth into df2net's crop. "
-            "synthetic: random 3DMM faces with photo textures, SH lighting and procedural "
-            "wrinkles, with exact depth and normals. Needs the train extra (eos-py)."
+            "fits: fit a face model to photos' landmarks and render its depth into df2net's crop. "
+            "synthetic: random faces of the face model with photo textures, SH lighting and "
+            "procedural wrinkles, with exact depth and normals. Needs the train extra (eos-py)."
         ),
     )
     p.add_argument("kind", choices=["fits", "synthetic"])
@@ -22,7 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", required=True, help="dataset folder (resumes if it exists)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--count", type=int, default=None, help="synthetic: samples (default 16); fits: max photos")
-    p.add_argument("--sfm-dir", default=None, help="Surrey Face Model folder (default ../shared/data/sfm)")
+    p.add_argument(
+        "--face-model",
+        choices=["ict", "sfm"],
+        default="ict",
+        help="the face world: ict (ICT Face Model Light: light-stage identities, 57 expressions, mouth interior; default) "
+        "or sfm (Surrey Face Model, the world of the sets made before it)",
+    )
+    p.add_argument("--sfm-dir", default=None, help="Surrey Face Model folder (default ../shared/data/sfm; the ICT world uses its UV layout)")
+    p.add_argument("--ict-model", default=None, help="ICT model npz (default ../shared/data/ict_face_model/ict_face_model_light.npz)")
     p.add_argument("--texture-cache", default=None, help="folder of cached photo textures (default OUT/textures)")
     p.add_argument("--workers", type=int, default=1, help="processes")
     p.add_argument("--no-detail", action="store_true", help="synthetic: no procedural wrinkles")
@@ -72,7 +80,9 @@ def _run(args: argparse.Namespace) -> int:
             args.out,
             seed=args.seed,
             count=args.count,
+            face_model=args.face_model,
             sfm_dir=args.sfm_dir,
+            ict_path=args.ict_model,
             texture_cache=args.texture_cache,
             workers=args.workers,
             detail=not args.no_detail,

@@ -163,12 +163,12 @@ def fit_photo_sample(
         InputError: no face found.
     """
     from df2net import config
-    from df2net.data.sfm import DEPTH_OFFSET_MM, model_subdivision
     from df2net.data.sample import Sample
+    from df2net.data.sfm import DEPTH_OFFSET_MM
+    from df2net.data.surface import render_depth
     from df2net.errors import InputError
     from df2net.face import crop_face, default_detector
-    from df2net.geometry import depth_to_normals, smooth_depth
-    from df2net.render import rasterize
+    from df2net.geometry import depth_to_normals
 
     detector = detector if detector is not None else default_detector()
     faces = detector.detect(rgb)
@@ -176,20 +176,22 @@ def fit_photo_sample(
         raise InputError(source, "no face found")
     det = max(faces, key=lambda f: f.side)
     h, w = rgb.shape[:2]
-    fit = fit_landmarks(model, det.landmarks, w, h)
+    if getattr(model, "name", "sfm") == "ict":
+        from df2net.data.ict_fit import fit_ict_landmarks
+
+        fit = fit_ict_landmarks(model, det.landmarks, w, h)
+    else:
+        fit = fit_landmarks(model, det.landmarks, w, h)
     fc = crop_face(rgb, det)
     size = config.CROP_SIZE
     screen = to_crop_frame(fit.screen, fc.crop_box, size)
     px_per_mm = fit.scale * size / float(fc.crop_box[2])
     screen[:, 2] += DEPTH_OFFSET_MM * px_per_mm  # positive depth on the surface
-    sub = model_subdivision(model, subdivision_levels)
-    ras = rasterize(sub.apply(screen), sub.faces, size, size)
-    surface = ras.mask
-    depth = smooth_depth(ras.depth, surface, smooth_crop_px)
-    depth[~surface] = 0.0
+    depth, surface = render_depth(model, screen, size, subdivision_levels, smooth_crop_px)
     normals = depth_to_normals(depth, surface)
     params = {
         "kind": "fits",
+        "face_model": getattr(model, "name", "sfm"),
         "source": str(source),
         **fit.params(),
         "px_per_mm": round(px_per_mm, 6),

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from df2net.data.dataset import contact_sheet, sample_complete, sample_name, write_manifest, write_sample
+from df2net.data.face_model import DEFAULT_FACE_MODEL
 from df2net.data.synthetic import SampleFailed, SyntheticConfig, config_dict
 from df2net.data.textures import TEXTURE_RESOLUTION, TextureLibrary
 
@@ -132,8 +133,10 @@ def ensure_textures(
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(kind: str, sfm_dir: str | None, texture_dir: str, keys: list[str], cfg: SyntheticConfig, out: str, seed: int, resolution: int, threads: int | None) -> None:
-    from df2net.data.sfm import load_sfm
+def _init_worker(
+    kind: str, face_model: str, sfm_dir: str | None, ict_path: str | None, texture_dir: str, keys: list[str], cfg: SyntheticConfig, out: str, seed: int, resolution: int, threads: int | None
+) -> None:
+    from df2net.data.face_model import load_face_model
     from df2net.face import default_detector
 
     if threads is not None:
@@ -142,7 +145,7 @@ def _init_worker(kind: str, sfm_dir: str | None, texture_dir: str, keys: list[st
         torch.set_num_threads(threads)
     _STATE.update(
         kind=kind,
-        model=load_sfm(sfm_dir),
+        model=load_face_model(face_model, sfm_dir, ict_path),
         library=TextureLibrary(texture_dir),
         keys=keys,
         cfg=cfg,
@@ -180,7 +183,9 @@ def _make_fit(job: tuple[int, str]) -> tuple[int, str | None, float]:
         sample, fit, _ = fit_photo_sample(rgb, s["model"], s["detector"], source=path)
         sample.params.update(seed=int(s["seed"]), index=int(index))
         write_sample(s["out"], sample_name(index), sample)
-        _texture_for_photo(Path(path), s["model"], s["library"], s["resolution"], fit=fit, rgb=rgb)
+        # Photo textures live in the SFM's UV layout (eos's extraction from a Surrey fit).
+        same = s["model"] is s["model"].atlas
+        _texture_for_photo(Path(path), s["model"].atlas, s["library"], s["resolution"], fit=fit if same else None, rgb=rgb)
     except Df2netError as exc:
         return index, str(exc), time.perf_counter() - t0
     return index, None, time.perf_counter() - t0
@@ -198,7 +203,9 @@ def make_data(
     seed: int = 0,
     count: int | None = None,
     *,
+    face_model: str = DEFAULT_FACE_MODEL,
     sfm_dir: str | Path | None = None,
+    ict_path: str | Path | None = None,
     texture_cache: str | Path | None = None,
     texture_resolution: int = TEXTURE_RESOLUTION,
     workers: int = 1,
@@ -217,7 +224,10 @@ def make_data(
         seed: base seed; sample ``i`` uses ``SeedSequence([seed, i])``.
         count: ``synthetic``: number of samples (default 16). ``fits``: at most this many photos
             (default all).
-        sfm_dir: the Surrey Face Model folder (default ``../shared/data/sfm`` beside the repo).
+        face_model: the face world, ``"ict"`` or ``"sfm"`` (:mod:`df2net.data.face_model`).
+        sfm_dir: the Surrey Face Model folder (default ``../shared/data/sfm`` beside the repo);
+            the ICT world needs it too (its UV layout, and eos's fits for photo textures).
+        ict_path: the ICT model npz (default in ``../shared/data/ict_face_model``).
         texture_cache: where photo textures are cached (default ``out/textures``).
         texture_resolution: texture side in texels.
         workers: processes (``1`` = in this process).
@@ -234,7 +244,7 @@ def make_data(
     """
     from tqdm import tqdm
 
-    from df2net.data.sfm import load_sfm
+    from df2net.data.face_model import load_face_model
     from df2net.io import iter_image_files
 
     if kind not in KINDS:
@@ -242,8 +252,9 @@ def make_data(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _clean_partials(out)
-    model = load_sfm(sfm_dir)
-    sfm = str(model.sfm_dir)
+    model = load_face_model(face_model, sfm_dir, ict_path)
+    sfm = str(model.atlas.sfm_dir)
+    ict = str(model.path) if face_model == "ict" else None
     library = TextureLibrary(texture_cache if texture_cache is not None else out / "textures")
     cfg = config if config is not None else SyntheticConfig()
     if not detail:
@@ -268,7 +279,7 @@ def make_data(
     else:
         total = 16 if count is None else int(count)
         if photos:
-            keys, tex_fail = ensure_textures(photos, library, model, texture_resolution, progress)
+            keys, tex_fail = ensure_textures(photos, library, model.atlas, texture_resolution, progress)
             failures += [f"texture: {f}" for f in tex_fail]
         else:
             keys = library.keys()
@@ -283,7 +294,7 @@ def make_data(
 
     todo = [j for j in jobs if not done(j)]
     skipped = len(jobs) - len(todo)
-    init_args = (kind, sfm, str(library.folder), keys, cfg, str(out), int(seed), int(texture_resolution))
+    init_args = (kind, face_model, sfm, ict, str(library.folder), keys, cfg, str(out), int(seed), int(texture_resolution))
     times: list[float] = []
     n_ok = 0
     bar = tqdm(total=len(jobs), initial=skipped, desc=f"make-data {kind}", unit="sample", disable=not progress)
@@ -310,7 +321,9 @@ def make_data(
     names = [sample_name(i) for i in indices if sample_complete(out / sample_name(i), kind)]
     extra = {
         "generator": {
+            "face_model": face_model,
             "sfm_dir": sfm,
+            "ict_model": ict,
             "texture_cache": str(library.folder),
             "textures": keys if kind == "synthetic" else None,
             "sources": [str(p) for p in photos] if kind == "fits" else None,

@@ -111,6 +111,8 @@ class SurreyModel:
     sfm_dir: Path
     _eos: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    name = "sfm"
+
     @property
     def n_vertices(self) -> int:
         return int(self.mean.shape[0])
@@ -138,6 +140,15 @@ class SurreyModel:
         """``(ibug_index0, vertex)``: 0-based landmark numbers and their vertices, sorted."""
         keys = sorted(self.landmark_vertices)
         return np.array([k - 1 for k in keys]), np.array([self.landmark_vertices[k] for k in keys])
+
+    @property
+    def atlas(self) -> SurreyModel:
+        """The model whose UV layout textures, relief and marks are drawn in: the SFM itself."""
+        return self
+
+    def subdivision(self, levels: int = 1) -> Subdivision:
+        """The model's Loop subdivision (built once per process and level count)."""
+        return model_subdivision(self, levels)
 
     def eos_objects(self) -> dict[str, Any]:
         """The eos model (shape + blendshapes), landmark mapper, edge topology and contours."""

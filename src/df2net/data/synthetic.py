@@ -33,10 +33,12 @@ from scipy import ndimage
 
 from df2net import config
 from df2net.data.detail import DETAIL_RESOLUTION, random_detail_map
+from df2net.data.face_model import FaceModel
 from df2net.data.maps import sample_bilinear, warp_depth_to_crop, warp_to_crop
 from df2net.data.marks import MarksConfig, random_marks
 from df2net.data.sample import Sample
-from df2net.data.sfm import DEPTH_OFFSET_MM, SurreyModel, model_subdivision, project_orthographic, rotation_matrix
+from df2net.data.surface import pixel_regions, smooth_by_region
+from df2net.data.sfm import DEPTH_OFFSET_MM, project_orthographic, rotation_matrix
 from df2net.data.textures import TextureLibrary, linear_to_srgb, mm_per_texel, srgb_to_linear
 
 __all__ = ["SyntheticConfig", "Sample", "render_synthetic", "SampleFailed", "config_dict", "match_face", "MAX_LANDMARK_ERROR"]
@@ -198,7 +200,7 @@ def _draw_appearance(
     keys: list[str],
     canvas: int,
     cfg: SyntheticConfig,
-    model: SurreyModel,
+    model: FaceModel,
 ) -> dict[str, Any]:
     """Texture (with jitter), SH lighting, sheen, exposure, background and camera effects."""
     from df2net.shading import random_sh_lighting
@@ -207,7 +209,7 @@ def _draw_appearance(
     albedo_lin, tex_jitter = _jitter_texture(rng, library.albedo(key))
     # Drawn only when asked for, so that the default config keeps older datasets' random streams.
     if cfg.plain_skin_prob > 0 and rng.uniform() < cfg.plain_skin_prob:
-        sigma = cfg.plain_skin_sigma_mm / float(np.median(mm_per_texel(model, albedo_lin.shape[0])))
+        sigma = cfg.plain_skin_sigma_mm / float(np.median(mm_per_texel(model.atlas, albedo_lin.shape[0])))
         albedo_lin = _plain_skin(albedo_lin, sigma)
         tex_jitter = {**tex_jitter, "plain_skin_sigma_texels": _r(sigma, 3)}
     if cfg.strong_light_prob > 0 and rng.uniform() < cfg.strong_light_prob:
@@ -230,8 +232,37 @@ def _draw_appearance(
     look["cam_blur"] = rng.uniform(0.0, 0.9)
     look["cam_noise"] = rng.uniform(0.002, 0.015)
     look["jpeg_q"] = int(rng.integers(55, 96)) if rng.uniform() < 0.3 else None
-    look["marks"] = random_marks(rng, model, cfg.marks_resolution, cfg.marks) if cfg.marks is not None else None
+    look["marks"] = random_marks(rng, model.atlas, cfg.marks_resolution, cfg.marks) if cfg.marks is not None else None
+    if model.name == "ict":  # drawn last, so that the Surrey world keeps its random streams
+        look["iris"] = _random_iris(rng)
+        look["interior_light"] = rng.uniform(0.25, 0.6)  # the mouth cavity is lit less than skin
     return look
+
+
+def _random_iris(rng: np.random.Generator) -> np.ndarray:
+    """Linear albedo of an iris: mostly browns, some hazel, blue and grey."""
+    palette = np.array([[0.05, 0.025, 0.012], [0.10, 0.055, 0.02], [0.09, 0.08, 0.03], [0.06, 0.09, 0.13], [0.09, 0.10, 0.10]])
+    pick = palette[rng.choice(len(palette), p=[0.45, 0.2, 0.12, 0.13, 0.1])]
+    return np.clip(pick * rng.uniform(0.7, 1.4), 0.0, 1.0)
+
+
+def _draw_face(rng: np.random.Generator, model: FaceModel, cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray, dict[str, float], dict[str, float]]:
+    """Identity and expression: ``(shape, expression, expression as named, emotion weights for the relief)``.
+
+    The Surrey world draws each of its six blendshapes on or off; the ICT world draws mixes as
+    people make them (:func:`df2net.data.ict.random_expression`).
+    """
+    shape = np.clip(rng.normal(0.0, 1.0, model.n_shape), -cfg.shape_clip, cfg.shape_clip)
+    if model.name == "ict":
+        from df2net.data.ict import expression_semantics, random_expression
+
+        expr = random_expression(rng, model.expression_names)
+        named = {n: _r(v, 4) for n, v in zip(model.expression_names, expr) if v > 0}
+        return shape, expr, named, expression_semantics(expr, model.expression_names)
+    on = rng.uniform(size=model.n_expression) < cfg.expression_prob
+    expr = np.where(on, rng.uniform(0.0, cfg.expression_max, model.n_expression), 0.0)
+    named = {n: _r(v, 4) for n, v in zip(model.expression_names, expr)}
+    return shape, expr, named, named
 
 
 def _finish_image(
@@ -275,6 +306,19 @@ def _detail_support(depth: np.ndarray, base: np.ndarray, valid: np.ndarray) -> n
     return valid & (depth != base)
 
 
+def _region_albedo(model: FaceModel, regions: np.ndarray, points: np.ndarray, look: dict[str, Any]) -> np.ndarray:
+    """Linear albedo ``(P, 3)`` of the non-skin pixels (mouth interior, teeth, eyes)."""
+    from df2net.data.ict import REGION_ALBEDO, Region
+
+    out = np.zeros((len(regions), 3))
+    for code, colour in REGION_ALBEDO.items():
+        out[regions == code] = colour
+    eye = regions == Region.EYEBALL
+    if eye.any():
+        out[eye] = model.eyeball_albedo(points[eye], look["iris"])
+    return out
+
+
 # ------------------------------------------------------------------------------------------
 # The sample
 # ------------------------------------------------------------------------------------------
@@ -282,7 +326,7 @@ def _detail_support(depth: np.ndarray, base: np.ndarray, valid: np.ndarray) -> n
 
 def render_synthetic(
     rng: np.random.Generator,
-    model: SurreyModel,
+    model: FaceModel,
     library: TextureLibrary,
     keys: list[str],
     cfg: SyntheticConfig = SyntheticConfig(),
@@ -295,7 +339,7 @@ def render_synthetic(
 
     Args:
         rng: the sample's own generator (same generator state -> identical sample).
-        model: the SFM.
+        model: the face world (:mod:`df2net.data.face_model`).
         library: texture library; ``keys`` chooses among its entries (sorted, fixed order).
         cfg: ranges.
         detector: a :class:`df2net.face.FaceDetector` (default: the process-wide one).
@@ -310,7 +354,8 @@ def render_synthetic(
         SampleFailed: no pose out of ``cfg.max_pose_tries`` was detected.
     """
     from df2net.face import crop_face, default_detector
-    from df2net.geometry import depth_to_normals, smooth_depth
+    from df2net.data.ict import Region
+    from df2net.geometry import depth_to_normals
     from df2net.render import rasterize
     from df2net.shading import shade
 
@@ -322,16 +367,14 @@ def render_synthetic(
 
     # Identity, expression and detail: drawn once. Appearance (texture, light, background,
     # camera): drawn once, and again if half the pose attempts were not detected.
-    shape = np.clip(rng.normal(0.0, 1.0, model.n_shape), -cfg.shape_clip, cfg.shape_clip)
-    on = rng.uniform(size=model.n_expression) < cfg.expression_prob
-    expr = np.where(on, rng.uniform(0.0, cfg.expression_max, model.n_expression), 0.0)
-    expr_named = {n: _r(v, 4) for n, v in zip(model.expression_names, expr)}
+    shape, expr, expr_named, emotions = _draw_face(rng, model, cfg)
     vertices = model.vertices(shape, expr)
-    detail = random_detail_map(rng, model, cfg.detail_resolution, expression=expr_named, fold_gain=cfg.fold_gain) if cfg.detail else None
+    detail = random_detail_map(rng, model.atlas, cfg.detail_resolution, expression=emotions, fold_gain=cfg.fold_gain) if cfg.detail else None
     look = _draw_appearance(rng, library, keys, canvas, cfg, model)
 
-    sub = model_subdivision(model, cfg.subdivision_levels)
+    sub = model.subdivision(cfg.subdivision_levels)
     uv_fine = sub.apply_linear(model.uv)
+    eye_dir_fine = sub.apply_linear(model.eyeball_dir) if model.name == "ict" else None
     lm_idx, lm_vert = model.landmark_array()
 
     attempts: list[dict[str, Any]] = []
@@ -370,7 +413,9 @@ def render_synthetic(
             continue
 
         smooth_sigma = cfg.base_smooth_crop_px * crop_side / size
-        base = smooth_depth(ras.depth, m, smooth_sigma)
+        regions = pixel_regions(model, ras.face_index, m)
+        skin_px = regions == 0
+        base = smooth_by_region(ras.depth, m, skin_px, smooth_sigma)
         uvp = ras.interpolate(uv_fine)[m]  # (P, 2)
         depth_full = base.copy()
         disp_px = np.zeros((canvas, canvas), np.float32)
@@ -380,7 +425,7 @@ def render_synthetic(
             # Bilinear lookup leaks tiny values next to the support; keep it exact.
             nz = sample_bilinear((detail.displacement != 0).astype(np.float32), uvp[:, 0] * rd - 0.5, uvp[:, 1] * rd - 0.5) > 0
             n_base = depth_to_normals(base, m)
-            disp_px[m] = np.where(nz, cfg.detail_gain * d_mm * scale * n_base[m][:, 2], 0.0)
+            disp_px[m] = np.where(nz & skin_px, cfg.detail_gain * d_mm * scale * n_base[m][:, 2], 0.0)
             depth_full[m] = base[m] + disp_px[m]
         normals = depth_to_normals(depth_full, m)
 
@@ -397,6 +442,12 @@ def render_synthetic(
         # Wrinkle valleys catch less light than Lambert says (occlusion): darken by their depth.
         cavity = np.exp(-look["cavity_k"] * np.maximum(-disp_px[m], 0.0) * size / crop_side)
         alb = sample_bilinear(albedo_lin, uvp[:, 0] * rt - 0.5, uvp[:, 1] * rt - 0.5)
+        if not skin_px.all():  # the mouth interior and the eyes: their own colours, less light
+            inside = ~skin_px
+            alb[inside] = _region_albedo(model, regions[inside], ras.interpolate(eye_dir_fine)[m][inside], look)
+            dim = np.where(regions[inside] == Region.EYEBALL, 1.0, look["interior_light"])  # eyeballs are lit as skin
+            irr[inside] *= dim[:, None]
+            spec[inside] *= dim
         spec_term = spec[:, None] * light[0].clip(0) / light[0].max()
         face_lin = exposure * (alb * irr * cavity[:, None] + spec_term)
         # Holes inside the silhouette (the open mouth): a dark mouth cavity, not background.
@@ -408,15 +459,16 @@ def render_synthetic(
         if marks is not None and marks.marked.any():
             rk = marks.factor.shape[0]
             mu, mv = uvp[:, 0] * rk - 0.5, uvp[:, 1] * rk - 0.5
-            factor = sample_bilinear(marks.factor, mu, mv)
+            factor = np.where(skin_px[:, None], sample_bilinear(marks.factor, mu, mv), 1.0)
             marks_px = np.zeros((canvas, canvas), np.float32)
-            marks_px[m] = sample_bilinear(marks.marked.astype(np.float32), mu, mv)
+            marks_px[m] = sample_bilinear(marks.marked.astype(np.float32), mu, mv) * skin_px
             marked_lin = exposure * (alb * factor * irr * cavity[:, None] + spec_term)
             img_u8 = _finish_image(marked_lin, m, holes, hole_lin, look, noise)
             img_unmarked = _finish_image(face_lin, m, holes, hole_lin, look, noise)
         else:
             if marks is not None:  # mottle only: no discrete marks, no second render
-                face_lin = exposure * (alb * sample_bilinear(marks.factor, uvp[:, 0] * marks.factor.shape[0] - 0.5, uvp[:, 1] * marks.factor.shape[0] - 0.5) * irr * cavity[:, None] + spec_term)
+                mottle = sample_bilinear(marks.factor, uvp[:, 0] * marks.factor.shape[0] - 0.5, uvp[:, 1] * marks.factor.shape[0] - 0.5)
+                face_lin = exposure * (alb * np.where(skin_px[:, None], mottle, 1.0) * irr * cavity[:, None] + spec_term)
             img_u8 = _finish_image(face_lin, m, holes, hole_lin, look, noise)
             img_unmarked = None
 
@@ -443,6 +495,7 @@ def render_synthetic(
         px_per_mm = scale * size / fc.crop_box[2]
         params = {
             "kind": "synthetic",
+            "face_model": model.name,
             "shape_coeffs": [_r(c, 4) for c in shape],
             "expression": expr_named,
             "pose_deg": pose,
