@@ -58,3 +58,41 @@ def test_bad_arguments_are_one_line_errors(random_weights, sample_photo, tmp_pat
     assert "missing.safetensors" in capsys.readouterr().err
     assert main(["reconstruct", str(tmp_path / "empty_dir_that_is_missing"), "-o", str(tmp_path),
                  "--weights", str(random_weights)]) == 1
+
+
+def test_max_megapixels_refuses_larger_photos_before_decoding(
+    random_weights, sample_photo, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from PIL import ImageFile
+
+    import df2net.reconstruct
+
+    out = tmp_path / "out"
+    args = ["reconstruct", str(sample_photo), "-o", str(out), "--weights", str(random_weights), "-q",
+            "--formats", "depth"]
+
+    def no_decoding(self, *a, **k):
+        raise AssertionError("decoded")
+
+    with monkeypatch.context() as m:
+        m.setattr(ImageFile.ImageFile, "load", no_decoding)
+        assert main([*args, "--max-megapixels", "0.25"]) == 1  # the sample is 512 x 512
+    err = capsys.readouterr().err
+    assert f"{sample_photo}: image too large (512 x 512 = 0.3 megapixels; the limit is 0.25)" in err
+    assert not (out / "astronaut").exists()
+    assert main([*args, "--max-megapixels", "0.27"]) == 0
+
+    built: list[dict] = []
+
+    def record(**kwargs):
+        built.append(kwargs)
+        raise ValueError("recorded")
+
+    monkeypatch.setattr(df2net.reconstruct, "Reconstructor", record)
+    assert main([*args, "--max-megapixels", "12.5"]) == main(args) == 2
+    assert built[0]["max_megapixels"] == 12.5 and "max_megapixels" not in built[1]  # default: the API's
+    for bad in ("0", "-3", "nan", "many"):
+        with pytest.raises(SystemExit) as info:
+            main([*args, "--max-megapixels", bad])
+        assert info.value.code == 2
+        assert "--max-megapixels: must be a positive number of megapixels" in capsys.readouterr().err

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from df2net.batch.faults import FAULT_ENV, FAULT_POINTS
+from df2net.batch.faults import CRASH_ENV, FAULT_ENV, FAULT_POINTS
 from df2net.batch.inputs import plan_photos
 from df2net.batch.records import RECORD_NAME, completed_record
 from df2net.batch.results import RESULTS_NAME
@@ -201,3 +201,53 @@ def test_options_no_worker_could_use_fail_before_the_cluster_starts(inputs, weig
     assert done.returncode == 2
     assert done.stderr.strip() == "df2net: error: the onnxruntime backend runs on the CPU only, not on cuda"
     assert not (work / "never").exists()
+
+
+def test_a_photo_that_kills_its_worker_fails_after_two_tries(random_weights, demo_files, tmp_path: Path) -> None:
+    """Photos that crash their worker every time, in each stage, end as failed rows; the rest are done."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["a_good.png", "crash_crop.png", "crash_net.png", "crash_write.png", "z_good.png"]
+    for src, name in zip(demo_files, names):
+        shutil.copyfile(src, folder / name)
+    out = tmp_path / "out"
+    crash = "crop:crash_crop.png,network:crash_net.png,write:crash_write.png"
+    run = _ray([str(folder)], out, random_weights, env={**os.environ, CRASH_ENV: crash})
+    assert run.returncode == 1, run.stderr[-3000:]
+    rows = {Path(r["path"]).name: r for r in _rows(out)}
+    assert list(rows) == names
+    assert rows["a_good.png"]["status"] == rows["z_good.png"]["status"] == "ok"
+    work = {"crash_crop.png": "loading it and finding its faces", "crash_net.png": "running the network on its faces",
+            "crash_write.png": "writing its files"}
+    for name, what in work.items():
+        assert rows[name]["status"] == "failed" and rows[name]["faces"] == 0
+        assert rows[name]["error"] == (
+            f"{folder / name}: its worker died 2 times while {what} (a crash, the memory killer or a lost node); "
+            "not tried again"
+        )
+        assert not (out / Path(name).stem / RECORD_NAME).exists()
+    assert "5 photo(s): 2 reconstructed, 0 already done, 3 failed" in run.stdout
+    assert not [p for p in out.rglob("*") if ".part" in p.name or p.name.startswith(".ray-tries")]
+
+
+def test_a_rerun_with_every_photo_done_starts_no_cluster(
+    random_weights, demo_files, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from df2net.batch import ray_engine
+    from df2net.batch.local import run_local
+    from df2net.batch.options import ReconstructOptions
+
+    photos = plan_photos([str(p) for p in demo_files[:2]])
+    options = ReconstructOptions(weights=str(random_weights), formats=frozenset({"depth"}))
+    out = tmp_path / "out"
+    assert run_local(photos, out, options, progress=False).exit_status == 0
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a Ray cluster was started")
+
+    monkeypatch.setattr(ray_engine, "_connect", no_cluster)
+    summary = ray_engine.run_ray(photos, out, options, ray_engine.RayConfig(num_cpus=2))
+    assert summary.exit_status == 0 and [r.reused for r in summary.results] == [True, True]
+    assert "df2net: every photo is done already; no Ray cluster started" in capsys.readouterr().err
+    assert [(r["status"], r["reused"]) for r in _rows(out)] == [("ok", True), ("ok", True)]
+

@@ -275,7 +275,7 @@ def test_writers_leave_no_partial_files_when_they_fail(
     assert not (tmp_path / "depth.png").exists() and not (tmp_path / "normals.png").exists()
     monkeypatch.undo()
 
-    monkeypatch.setattr(export, "_format_rows", broken)
+    monkeypatch.setattr(export.obj, "format_rows", broken)
     with pytest.raises(OSError):
         write_obj(tmp_path / "mesh.obj", mesh, gradient_image())
     assert not (tmp_path / "mesh.obj").exists()

@@ -274,7 +274,7 @@ def test_tiny_face_is_refused_in_one_line(demo_images, face_detector):
 def test_face_below_the_minimum_size_is_reported_as_too_small(demo_images):
     strict = FaceDetector(min_face_size=10_000)
     faces = strict.detect(demo_images["2.png"])
-    assert len(faces) == 0 and len(faces.too_small) == 1
+    assert len(faces) == 0 and [s.reason for s in faces.skipped] == ["too_small"]
     with pytest.raises(InputError, match=r"^tiny\.png: face too small \(\d+ px; need at least 10000\)$"):
         detect_and_crop(demo_images["2.png"], "tiny.png", detector=strict)
 

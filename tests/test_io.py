@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 from df2net import config
 from df2net import io as dio
@@ -47,6 +49,29 @@ def png_header_only(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def write_grey_png(path: Path, width: int, height: int, grey: int = 128, rows_per_chunk: int = 500) -> Path:
+    """A valid 8-bit grey PNG of one shade, streamed through zlib a few rows at a time.
+
+    Its pixels never exist in memory: the first row is the shade, every other row is "same as
+    the row above" (PNG filter Up, all zeros). 20000 x 20000 takes about 0.6 s and 2 MB.
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(1)
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)))
+        fh.write(chunk(b"IDAT", z.compress(b"\0" + bytes([grey]) * width)))
+        up_rows = (b"\2" + b"\0" * width) * rows_per_chunk
+        for start in range(1, height, rows_per_chunk):
+            data = z.compress(up_rows[: min(rows_per_chunk, height - start) * (width + 1)])
+            if data:
+                fh.write(chunk(b"IDAT", data))
+        fh.write(chunk(b"IDAT", z.flush()) + chunk(b"IEND", b""))
+    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,11 +122,67 @@ def test_corrupt_png_data(tmp_path):
 
 
 def test_decompression_bomb_is_refused_without_decoding():
-    w, h = 25_000, 20_000  # 500 M pixels: over config.HARD_MAX_IMAGE_PIXELS
-    assert w * h > config.HARD_MAX_IMAGE_PIXELS
-    assert cause_of(png_header_only(w, h)) == f"image too large: {w} x {h}"
-    # Beyond twice the hard limit Pillow itself refuses while opening.
-    assert cause_of(png_header_only(40_000, 40_000)).startswith("image too large: 1,600,000,000 pixels")
+    w, h = 25_000, 20_000  # 500 M pixels: over config.MAX_IMAGE_PIXELS
+    assert w * h > config.MAX_IMAGE_PIXELS
+    assert cause_of(png_header_only(w, h)) == "image too large (25000 x 20000 = 500.0 megapixels; the limit is 100)"
+    # Far beyond Pillow's own guard (179 M pixels), ours still names the size and the limit.
+    assert cause_of(png_header_only(40_000, 40_000)) == (
+        "image too large (40000 x 40000 = 1600.0 megapixels; the limit is 100)"
+    )
+    # The limit is the caller's: raised, a 400-megapixel header passes the check (and fails later,
+    # here for its missing data); lowered, a small photo is refused.
+    assert cause_of(png_header_only(20_000, 20_000), limit_pixels=400_000_000) == "truncated or corrupt image"
+    assert cause_of(png_header_only(60, 40), limit_pixels=2_000) == (
+        "image too large (60 x 40 = 0.0024 megapixels; the limit is 0.002)"
+    )
+
+
+def test_400_megapixel_png_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A real 20000 x 20000 PNG (2 MB, 400 MB decoded) is refused before any pixel is decoded."""
+    big = write_grey_png(tmp_path / "grey.png", 20_000, 20_000)
+    assert big.stat().st_size < 5_000_000
+
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(InputError) as info:
+        load_image(big)
+    assert str(info.value) == f"{big}: image too large (20000 x 20000 = 400.0 megapixels; the limit is 100)"
+    monkeypatch.undo()
+
+    # The same in a fresh process, whose peak memory (imports included) must stay far below the
+    # 400 MB that decoding would take. The peak is its own memory's (VmHWM), not getrusage's,
+    # which on Linux keeps that of the process it was started from (pytest, torch and all).
+    if not Path("/proc/self/status").exists():
+        pytest.skip("peak memory is read from /proc (Linux)")
+    script = (
+        "import re, sys\n"
+        "from df2net.errors import InputError\n"
+        "from df2net.io import load_image\n"
+        "try:\n    load_image(sys.argv[1])\nexcept InputError as e:\n    print(e)\n"
+        "status = open('/proc/self/status').read()\n"
+        "print(int(re.search(r'VmHWM:\\s*(\\d+) kB', status).group(1)) // 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(big)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    message, peak_mb = done.stdout.strip().splitlines()
+    assert message.endswith("grey.png: image too large (20000 x 20000 = 400.0 megapixels; the limit is 100)")
+    assert int(peak_mb) < 200, f"peak {peak_mb} MB"
+
+
+def test_streamed_grey_png_is_a_valid_image(tmp_path):
+    rgb = load_image(write_grey_png(tmp_path / "g.png", 301, 203, grey=77, rows_per_chunk=50)).rgb
+    assert rgb.shape == (203, 301, 3) and (rgb == 77).all()
+
+
+def test_megapixels_to_pixels():
+    assert dio.megapixels_to_pixels(config.MAX_MEGAPIXELS) == config.MAX_IMAGE_PIXELS == 100_000_000
+    assert dio.megapixels_to_pixels(0.5) == 500_000
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_megapixels must be a positive number"):
+            dio.megapixels_to_pixels(bad)
 
 
 def test_pillow_limit_is_restored():

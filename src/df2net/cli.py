@@ -24,7 +24,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
             formats=parse_formats(args.formats),
             batch_faces=args.batch_faces,
             reconstructor_kwargs={"detector": args.detector}
-            | ({"min_face_size": args.min_face_size} if args.min_face_size is not None else {}),
+            | ({"min_face_size": args.min_face_size} if args.min_face_size is not None else {})
+            | ({"max_megapixels": args.max_megapixels} if args.max_megapixels is not None else {}),
         )
         run = _engine(args)
         photos = plan_photos(args.inputs)
@@ -35,6 +36,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
         print(f"df2net: error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
+    skipped = summary.skipped_line(options.min_face_size)
+    if skipped:
+        print(skipped)
     if summary.failures:
         print(f"{len(summary.failures)} failed:", file=sys.stderr)
         for result in summary.failures:
@@ -92,6 +96,17 @@ def _convert_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _megapixels(text: str) -> float:
+    """``--max-megapixels``: a positive number."""
+    from df2net.io import megapixels_to_pixels
+
+    try:
+        megapixels_to_pixels(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number of megapixels, got {text!r}") from None
+    return float(text)
+
+
 def _detector_names() -> list[str]:
     from df2net.detect import DETECTORS
 
@@ -106,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"df2net {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from df2net.config import MAX_MEGAPIXELS, MIN_FACE_SIZE
     from df2net.outputs import FORMATS
 
     rec = sub.add_parser(
@@ -144,7 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="PX",
-        help="faces whose box is smaller than this are reported as too small (default 64)",
+        help="faces whose box side is smaller than this are skipped, and named as too small "
+        f"(default {MIN_FACE_SIZE}: the smallest the detector reaches)",
+    )
+    rec.add_argument(
+        "--max-megapixels",
+        type=_megapixels,
+        default=None,
+        metavar="MP",
+        help="photos larger than this many megapixels are refused, from their header, before "
+        f"they are decoded (default {MAX_MEGAPIXELS:g})",
     )
     rec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rec.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")

@@ -11,17 +11,27 @@ from dataclasses import dataclass
 #: Side of the square face crop fed to the network, in pixels (the paper's 512x512).
 CROP_SIZE: int = 512
 
-#: Largest image we process, in pixels; bigger photos are downscaled on load.
-MAX_IMAGE_PIXELS: int = 40_000_000
+#: Largest photo accepted, in pixels (100 megapixels: a 200-megapixel phone photo needs the
+#: option raised): a bigger one is refused from its file's
+#: header, before it is decoded (a 400-megapixel PNG of 1 MB would take 18 s and 2.6 GB). The one
+#: limit of every way in: ``df2net reconstruct --max-megapixels``, ``Reconstructor(max_megapixels=)``,
+#: ``df2net.io.load_image(limit_pixels=)``, both batch engines and the web demo.
+MAX_IMAGE_PIXELS: int = 100_000_000
 
-#: Pillow's decompression-bomb guard: images beyond this are refused outright.
-HARD_MAX_IMAGE_PIXELS: int = 400_000_000
+#: :data:`MAX_IMAGE_PIXELS` in megapixels, the unit of the CLI and the Python API.
+MAX_MEGAPIXELS: float = MAX_IMAGE_PIXELS / 1_000_000
 
-#: Detected faces whose box is smaller than this (pixels of side) are refused as too small.
-#: dlib's detector finds faces down to about 37 px (box side, upsampled once), but such a face
-#: is blown up more than 6x into the 512-pixel crop and its landmarks are off by a few percent
-#: of its size; from 64 px (the face in a photo of about 90 px) the crop is at most 4x upscaled.
-MIN_FACE_SIZE: int = 64
+#: Pixel budget of a decoded photo: one accepted over it (the limit raised above) is downscaled
+#: to it on load, before detection.
+WORKING_IMAGE_PIXELS: int = 40_000_000
+
+#: The detector's reach and the default minimum face size, in pixels of box side: the HOG search
+#: is scaled to find faces this small (``DetectConfig.search_size``), and a face found smaller is
+#: skipped as too small (``--min-face-size``, ``Reconstructor(min_face_size=)``) and named as such
+#: (``photo.json``'s ``skipped_faces``). Every face the detector reaches is reconstructed: a 40-px
+#: face (blown up about 6x into the 512-pixel crop) keeps its depth within 1.8 % of its range of
+#: the same face at full size (README, "Small faces").
+MIN_FACE_SIZE: int = 40
 
 
 #: dlib detector score below which a detection is ignored. Its own default threshold (0) lets
@@ -32,14 +42,15 @@ MIN_FACE_SCORE: float = 0.3
 
 @dataclass(frozen=True)
 class DetectConfig:
-    """How :mod:`df2net.detect` finds faces (numbers from ``benchmarks/detectors.py``).
+    """How :mod:`df2net.detection` finds faces (numbers from ``benchmarks/detectors.py``).
 
-    ``detector`` names an entry of :data:`df2net.detect.DETECTORS`: ``"auto"`` (dlib's HOG
+    ``detector`` names an entry of :data:`df2net.detection.DETECTORS`: ``"auto"`` (dlib's HOG
     detector proposes candidates at a low score, each is turned upright by its landmarks and
     confirmed by dlib's CNN detector), ``"hog"`` (HOG alone, score ``MIN_FACE_SCORE``) or
     ``"cnn"`` (the CNN over the whole photo: slow).
 
-    The HOG search is scaled so a face of ``search_size`` pixels (box side) is found, but scans
+    The HOG search is scaled so a face of ``search_size`` pixels (box side; the detector's reach,
+    :data:`MIN_FACE_SIZE`) is found, but scans
     at most ``max_search_pixels``: a bigger photo is searched for somewhat larger faces only. A
     photo whose longer side is under ``upsample_below_side`` is searched at twice its size (cheap
     there, and HOG's boxes, which come in 20 % steps, are then those the crop rule was tuned on
@@ -61,9 +72,9 @@ class DetectConfig:
     scored below ``probe_below`` is looked for in frames turned further (it may be rolled more
     than its first landmarks show). The landmarks are placed again on the box they imply
     (settled) unless the face is turned: its nose tip more than ``settle_max_turn`` of the eye
-    span from the middle (:func:`df2net.detect.turn_share`; 0.15 is about 20 degrees of yaw).
+    span from the middle (:func:`df2net.detection.landmarks.turn_share`; 0.15 is about 20 degrees of yaw).
     ``face_box`` says which box the crop is placed around: ``"landmarks"`` (the default) the
-    HOG-like box the settled landmarks imply (:func:`df2net.detect.landmark_box`, fitted to HOG's
+    HOG-like box the settled landmarks imply (:func:`df2net.detection.landmarks.landmark_box`, fitted to HOG's
     boxes), for every face but a turned one, which keeps the detector's; ``"detector"`` always
     the detector's. HOG's boxes come in 20 % steps of size, so the same face at another size got a
     crop up to 10 % larger or smaller: with the landmarks' box a 112-px face's depth differs from
@@ -72,7 +83,7 @@ class DetectConfig:
     """
 
     detector: str = "auto"
-    search_size: int = 40
+    search_size: int = MIN_FACE_SIZE
     max_search_pixels: int = 5_000_000
     upsample_below_side: int = 1000
     scan_threads: int = 1

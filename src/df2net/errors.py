@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from df2net.detection.skipped import SkippedFace
 
 
 class Df2netError(Exception):
@@ -16,6 +21,18 @@ class InputError(Df2netError):
         self.source = str(source)
         self.cause = cause
         super().__init__(f"{self.source}: {cause}")
+
+
+class NoFaceError(InputError):
+    """A photo in which no face was kept: none was found, or every face found was skipped.
+
+    ``skipped`` names the faces found but not kept
+    (:class:`df2net.detection.skipped.SkippedFace`), so a failed photo's are counted too.
+    """
+
+    def __init__(self, source: str | Path, cause: str, skipped: Sequence[SkippedFace] = ()) -> None:
+        super().__init__(source, cause)
+        self.skipped = list(skipped)
 
 
 class WeightsError(Df2netError):

@@ -1,6 +1,6 @@
 """Face crop and mask: the square crop around a detected face, turned so its eyes are level.
 
-Faces are found by :mod:`df2net.detect` (re-exported here: :class:`FaceDetector`,
+Faces are found by :mod:`df2net.detection` (re-exported here: :class:`FaceDetector`,
 :func:`detect_faces` ...); the crop box and its maps to and from the image are in
 :mod:`df2net.cropbox`. The crop and the mask follow :class:`df2net.config.CropConfig` and
 :class:`df2net.config.MaskConfig`, so the crop made for training is the crop made at inference.
@@ -14,6 +14,7 @@ for a crop of ``S`` pixels centred on ``c`` (:func:`crop_to_image`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,16 +29,17 @@ from df2net.cropbox import (
     resample_crop,
     rotation,
 )
-from df2net.detect import (
+from df2net.detection import (
     LANDMARK_MODEL_NAME,
     Detections,
     FaceDetection,
     FaceDetector,
+    FaceList,
     default_detector,
     detect_faces,
     landmark_model_path,
 )
-from df2net.errors import InputError
+from df2net.errors import NoFaceError
 
 __all__ = [
     "LANDMARK_MODEL_NAME",
@@ -46,6 +48,7 @@ __all__ = [
     "FaceCrop",
     "FaceDetection",
     "FaceDetector",
+    "FaceList",
     "crop_face",
     "crop_to_image",
     "default_detector",
@@ -214,21 +217,24 @@ def detect_and_crop(
     detector: FaceDetector | None = None,
     crop_cfg: CropConfig = CropConfig(),
     mask_cfg: MaskConfig = MaskConfig(),
-) -> list[FaceCrop]:
-    """Every face of ``rgb`` as a :class:`FaceCrop`, left to right.
+) -> FaceList[FaceCrop]:
+    """Every face of ``rgb`` as a :class:`FaceCrop`, left to right; the list's ``skipped`` names
+    the faces found but not kept (:class:`~df2net.detection.SkippedFace`).
 
     Raises:
-        InputError: ``"no face found"``, or ``"face too small (N px; need at least M)"`` when the
-            only faces found are below the detector's minimum size.
+        NoFaceError: ``"no face found"``, or ``"face too small (N px; need at least M)"`` when the
+            only faces found are below the detector's minimum size; its ``skipped`` names them.
     """
     detector = detector if detector is not None else default_detector()
     faces = detector.detect(rgb)
     if not faces:
-        if faces.too_small:
-            biggest = max(f.side for f in faces.too_small)
-            raise InputError(source, f"face too small ({biggest:.0f} px; need at least {detector.min_face_size})")
-        raise InputError(source, "no face found")
-    crops = []
+        too_small = [f.side for f in faces.skipped if f.reason == "too_small"]
+        if too_small:
+            # Rounded down: a face too small never reads as big enough.
+            cause = f"face too small ({math.floor(max(too_small))} px; need at least {detector.min_face_size})"
+            raise NoFaceError(source, cause, faces.skipped)
+        raise NoFaceError(source, "no face found", faces.skipped)
+    crops: FaceList[FaceCrop] = FaceList(skipped=faces.skipped)
     for i, det in enumerate(faces):
         crop = crop_face(rgb, det, crop_cfg, mask_cfg, index=i)
         crop.source = str(source)

@@ -6,7 +6,6 @@ import contextlib
 import io as _io
 import math
 import os
-import re
 import stat
 import tempfile
 import threading
@@ -84,9 +83,28 @@ _ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
     8: Image.Transpose.ROTATE_90,
 }
 
-# Pillow's decompression-bomb limit is a module global; it is raised to our own hard limit
-# only while this module opens a file, under a lock, and put back afterwards.
+# Pillow's decompression-bomb limit is a module global; it is set to ours only while this module
+# opens and decodes a file, under a lock, and put back afterwards.
 _PIL_LIMIT_LOCK = threading.Lock()
+
+
+def megapixels_to_pixels(megapixels: float) -> int:
+    """A limit in megapixels (``--max-megapixels``) as a whole number of pixels.
+
+    Raises:
+        ValueError: ``megapixels`` is not a positive finite number.
+    """
+    value = float(megapixels)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"max_megapixels must be a positive number, got {megapixels!r}")
+    return max(1, math.floor(value * 1_000_000))
+
+
+def too_large_cause(width: int, height: int, limit_pixels: int) -> str:
+    """The one-line cause of refusing a ``width x height`` photo over ``limit_pixels``."""
+    megapixels = width * height / 1e6
+    size = f"{megapixels:.1f}" if megapixels >= 0.1 else f"{megapixels:.2g}"
+    return f"image too large ({width} x {height} = {size} megapixels; the limit is {limit_pixels / 1e6:g})"
 
 
 @dataclass
@@ -109,9 +127,10 @@ class LoadedImage:
 
 def load_image(
     path_or_bytes: str | os.PathLike[str] | bytes | bytearray | memoryview,
-    max_pixels: int = config.MAX_IMAGE_PIXELS,
+    max_pixels: int = config.WORKING_IMAGE_PIXELS,
     *,
     source: str | None = None,
+    limit_pixels: int = config.MAX_IMAGE_PIXELS,
 ) -> LoadedImage:
     """Decode a photo into an upright 8-bit RGB array, or say in one line why it cannot be.
 
@@ -119,20 +138,22 @@ def load_image(
     float; 16-bit and wider are scaled to 8 bits by their range, not clipped), palette, CMYK,
     YCbCr, LAB, HSV; transparent images (RGBA, LA, palette with transparency) are composited
     on black. The EXIF orientation is applied; of a multi-frame file the first frame is used.
-    Photos over ``max_pixels`` are downscaled (area-correct Lanczos) to fit; photos over
-    ``config.HARD_MAX_IMAGE_PIXELS`` are refused without being decoded.
+    Photos over ``limit_pixels`` are refused from the file's header, without being decoded;
+    photos over ``max_pixels`` are downscaled (area-correct Lanczos) to fit.
 
     Args:
         path_or_bytes: a file path, or the encoded file's bytes.
         max_pixels: pixel budget of the returned image.
         source: the name to use in messages (default: the path, or ``"<bytes>"``).
+        limit_pixels: the largest photo accepted (:data:`df2net.config.MAX_IMAGE_PIXELS`; see
+            :func:`megapixels_to_pixels`).
 
     Raises:
         InputError: the file is missing, a folder, empty, unreadable, not an image, truncated
             or corrupt, too large, or in a mode that is not a picture.
     """
-    if max_pixels < 1:
-        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    if max_pixels < 1 or limit_pixels < 1:
+        raise ValueError(f"max_pixels and limit_pixels must be positive, got {max_pixels}, {limit_pixels}")
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         name = source if source is not None else "<bytes>"
         data = bytes(path_or_bytes)
@@ -144,7 +165,7 @@ def load_image(
         name = source if source is not None else str(path)
         fp = _open_file(path, name)
     try:
-        return _decode(fp, name, max_pixels)
+        return _decode(fp, name, max_pixels, limit_pixels)
     finally:
         fp.close()
 
@@ -195,17 +216,26 @@ def _open_file(path: Path, name: str) -> BinaryIO:
         raise InputError(name, f"cannot read file ({exc.strerror or _short(exc)})") from None
 
 
-def _decode(fp: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
-    """Open, check, fully decode and normalise one image; see :func:`load_image`."""
+def _decode(fp: BinaryIO, name: str, max_pixels: int, limit_pixels: int) -> LoadedImage:
+    """Open, check, fully decode and normalise one image; see :func:`load_image`.
+
+    Pillow's own guard is off while the header is read (so that our check, which names the
+    size and the limit, is the one that refuses) and set to ``limit_pixels`` while decoding
+    (formats whose frames can outgrow the header, GIF, are checked again there).
+    """
     with _PIL_LIMIT_LOCK:
         saved_limit = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = config.HARD_MAX_IMAGE_PIXELS
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                Image.MAX_IMAGE_PIXELS = None
                 im = _open_image(fp, name)
                 try:
-                    return _decode_opened(im, name, max_pixels)
+                    width, height = im.size
+                    if width * height > limit_pixels:
+                        raise InputError(name, too_large_cause(width, height, limit_pixels))
+                    Image.MAX_IMAGE_PIXELS = limit_pixels
+                    return _decode_opened(im, name, max_pixels, limit_pixels)
                 finally:
                     im.close()
         finally:
@@ -215,11 +245,6 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> LoadedImage:
 def _open_image(fp: BinaryIO, name: str) -> Image.Image:
     try:
         return Image.open(fp)
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses at twice the limit set in _decode, before we see the size.
-        pixels = re.search(r"\((\d+) pixels\)", str(exc))
-        count = f"{int(pixels.group(1)):,} pixels" if pixels else "decompression bomb guard"
-        raise InputError(name, f"image too large: {count}") from None
     except UnidentifiedImageError:
         raise InputError(name, "not an image (unrecognised file format)") from None
     except MemoryError:
@@ -228,12 +253,10 @@ def _open_image(fp: BinaryIO, name: str) -> Image.Image:
         raise InputError(name, f"not a readable image ({_short(exc)})") from None
 
 
-def _decode_opened(im: Image.Image, name: str, max_pixels: int) -> LoadedImage:
+def _decode_opened(im: Image.Image, name: str, max_pixels: int, limit_pixels: int) -> LoadedImage:
     width, height = im.size
     if width < 1 or height < 1:
         raise InputError(name, f"empty image ({width} x {height} pixels)")
-    if width * height > config.HARD_MAX_IMAGE_PIXELS:
-        raise InputError(name, f"image too large: {width} x {height}")
 
     target = _fit_size(width, height, max_pixels)
     if target != (width, height) and im.format == "JPEG":
@@ -243,8 +266,9 @@ def _decode_opened(im: Image.Image, name: str, max_pixels: int) -> LoadedImage:
 
     try:
         im.load()
-    except Image.DecompressionBombError:
-        raise InputError(name, f"image too large: {width} x {height}") from None
+    except Image.DecompressionBombError:  # a frame larger than the header said (GIF)
+        cause = f"image too large (a frame over the limit of {limit_pixels / 1e6:g} megapixels)"
+        raise InputError(name, cause) from None
     except MemoryError:
         raise InputError(name, "image too large to decode (out of memory)") from None
     except Exception:  # noqa: BLE001 - OSError, SyntaxError, ValueError, zlib/struct errors

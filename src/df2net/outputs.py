@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -16,7 +16,40 @@ from df2net import __version__
 from df2net.io import current_umask, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
-    from df2net.reconstruct import FaceResult
+    from df2net.geometry import Mesh
+
+
+class FaceResult(Protocol):
+    """What the writers read of a reconstructed face; :class:`df2net.reconstruct.FaceResult` is one.
+
+    Named here, not imported, so this module never imports :mod:`df2net.reconstruct` (which
+    imports this one for ``FaceResult.save``). Arrays are in the crop frame.
+    """
+
+    source: str
+    index: int
+    crop: np.ndarray  # (S, S, 3) uint8
+    mask: np.ndarray  # (S, S) bool
+    landmarks: np.ndarray  # (68, 2) crop frame
+    landmarks_image: np.ndarray  # (68, 2) image frame
+    box: np.ndarray  # (4,)
+    crop_box: tuple[float, ...]  # x0, y0, side, angle (deg)
+    timings: dict[str, float]
+    model_info: dict[str, str]
+    detection: dict[str, object]
+
+    @property
+    def depth(self) -> np.ndarray: ...  # (S, S) float32, crop pixels
+
+    @property
+    def normals(self) -> np.ndarray: ...  # (S, S, 3)
+
+    @property
+    def masked_crop(self) -> np.ndarray: ...  # (S, S, 3) uint8
+
+    @property
+    def surface(self) -> Mesh: ...
+
 
 #: Output formats a user can pick with ``--formats``, and the files each one writes.
 FORMATS: dict[str, str] = {

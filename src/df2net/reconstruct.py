@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from df2net import config as _config
 from df2net.config import CropConfig, MaskConfig
 from df2net.cropbox import as_crop_box
+from df2net.detection.skipped import FaceList, skipped_of
 from df2net.errors import InputError
+from df2net.outputs import write_face
 
 if TYPE_CHECKING:  # pragma: no cover
     import trimesh
@@ -123,8 +125,6 @@ class FaceResult:
 
     def save(self, folder: str | Path, formats: set[str] | None = None) -> list[Path]:
         """Write this face's files into ``folder`` (created); return the paths written."""
-        from df2net.outputs import write_face
-
         return write_face(self, Path(folder), formats)
 
 
@@ -177,7 +177,12 @@ class Reconstructor:
             CPU when installed, else PyTorch), ``"torch"`` or ``"onnxruntime"``.
         detector: how faces are found (:data:`df2net.detect.DETECTORS`): ``"auto"`` (HOG
             candidates confirmed by dlib's CNN), ``"hog"`` or ``"cnn"``.
-        min_face_size: faces whose box side is below this many pixels are refused as too small.
+        min_face_size: faces whose box side is below this many pixels are skipped as too small
+            (default: the detector's reach, :data:`df2net.config.MIN_FACE_SIZE`); a result's
+            ``skipped`` names them.
+        max_megapixels: a photo file with more pixels (in millions) is refused from its header,
+            before it is decoded (:data:`df2net.config.MAX_IMAGE_PIXELS`). Arrays are taken as
+            they are.
     """
 
     def __init__(
@@ -190,11 +195,14 @@ class Reconstructor:
         backend: str = "auto",
         detector: str = "auto",
         min_face_size: int = _config.MIN_FACE_SIZE,
+        max_megapixels: float = _config.MAX_MEGAPIXELS,
     ) -> None:
         from df2net.backends import make_backend, resolve_backend
         from df2net.face import FaceDetector
+        from df2net.io import megapixels_to_pixels
         from df2net.model.weights import load_model
 
+        self.limit_pixels = megapixels_to_pixels(max_megapixels)  # a bad value fails first
         self.device = torch.device(device)
         resolve_backend(backend, self.device)  # an unusable choice fails before the weights load
         loaded = load_model(weights, device=str(self.device))
@@ -213,8 +221,12 @@ class Reconstructor:
         self.mask_config = mask_config
         self.max_batch = max_batch
 
-    def __call__(self, image: np.ndarray | str | Path, source: str | None = None) -> list[FaceResult]:
+    def __call__(self, image: np.ndarray | str | Path, source: str | None = None) -> FaceList[FaceResult]:
         """Reconstruct every face in ``image`` (an RGB array or a path to a photo).
+
+        Returns the faces, left to right, as a list whose ``skipped`` names the faces found but
+        not reconstructed, each with its reason (:class:`~df2net.detection.SkippedFace`: too
+        small, not confirmed).
 
         Raises :class:`~df2net.errors.InputError` naming the source when the file cannot be read
         or holds no usable face.
@@ -227,8 +239,9 @@ class Reconstructor:
     ) -> tuple[list[FaceCrop], str, dict[str, float]]:
         """The part of :meth:`__call__` before the network: load ``image`` and cut out its faces.
 
-        Returns the crops, the source name and the timings so far (``load_s``,
-        ``detect_crop_s``); raises :class:`~df2net.errors.InputError` as :meth:`__call__` does.
+        Returns the crops (a :class:`~df2net.detection.FaceList`, with ``skipped``), the source
+        name and the timings so far (``load_s``, ``detect_crop_s``); raises
+        :class:`~df2net.errors.InputError` as :meth:`__call__` does.
         """
         from df2net.face import detect_and_crop
         from df2net.io import load_image
@@ -237,7 +250,7 @@ class Reconstructor:
         t0 = time.perf_counter()
         if isinstance(image, (str, Path)):
             source = source or str(image)
-            rgb = load_image(image, source=source).rgb
+            rgb = load_image(image, source=source, limit_pixels=self.limit_pixels).rgb
         else:
             rgb, source = _as_rgb(image, source or "<array>"), source or "<array>"
         timings["load_s"] = time.perf_counter() - t0
@@ -263,13 +276,14 @@ class Reconstructor:
 
     def reconstruct_crops(
         self, crops: list[FaceCrop], source: str, timings: dict[str, float] | None = None
-    ) -> list[FaceResult]:
-        """Run the network on already-made crops (one batch per photo) and wrap the results."""
+    ) -> FaceList[FaceResult]:
+        """Run the network on already-made crops (one batch per photo) and wrap the results
+        (with the crops' ``skipped``, when they are a :class:`~df2net.detection.FaceList`)."""
         return self.reconstruct_batch([(crops, source, dict(timings or {}))])[0]
 
     def reconstruct_batch(
         self, photos: Sequence[tuple[list[FaceCrop], str, dict[str, float]]]
-    ) -> list[list[FaceResult]]:
+    ) -> list[FaceList[FaceResult]]:
         """Run the network over the faces of several photos at once and wrap them per photo.
 
         ``photos`` holds ``(crops, source, timings)`` as :meth:`crop_faces` returns them; the
@@ -280,12 +294,12 @@ class Reconstructor:
         t0 = time.perf_counter()
         depths = self.predict_depth(every_crop) if every_crop else {}
         network_per_face = (time.perf_counter() - t0) / max(len(every_crop), 1)
-        results: list[list[FaceResult]] = []
+        results: list[FaceList[FaceResult]] = []
         first = 0
         for crops, source, timings in photos:
             photo_timings = {**timings, "network_s": network_per_face * len(crops)}
             per_face = {k: v / max(len(crops), 1) for k, v in photo_timings.items()}
-            faces = []
+            faces: FaceList[FaceResult] = FaceList(skipped=skipped_of(crops))
             for i, crop in enumerate(crops):
                 depth_i = {name: depths[name][first + i] for name in STAGES}
                 faces.append(FaceResult.from_crop(crop, i, source, depth_i, per_face, self.model_info))

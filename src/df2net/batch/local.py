@@ -10,6 +10,7 @@ from df2net.batch.inputs import Photo
 from df2net.batch.options import ReconstructOptions
 from df2net.batch.records import completed_record, save_photo
 from df2net.batch.results import RESULTS_NAME, PhotoResult, RunSummary, describe_error, write_results_table
+from df2net.detection.skipped import skipped_of
 from df2net.errors import Df2netError
 
 
@@ -37,7 +38,7 @@ def run_local(
     bar = tqdm(photos, desc="reconstruct", unit="photo", disable=not progress)
     for photo in bar:
         bar.set_postfix_str(Path(photo.path).name)
-        record = completed_record(out_dir, photo, options.formats, sha)
+        record = completed_record(out_dir, photo, options.formats, sha, options.min_face_size)
         if record is not None:
             results.append(PhotoResult.done(photo, record, reused=True))
             continue
@@ -47,7 +48,8 @@ def run_local(
         except Exception as exc:  # one photo's failure, expected or not, must not stop the batch
             if debug and not isinstance(exc, Df2netError):
                 raise
-            results.append(PhotoResult.failed(photo, describe_error(photo.path, exc)))
+            skipped = [s.to_json() for s in skipped_of(exc)]
+            results.append(PhotoResult.failed(photo, describe_error(photo.path, exc), skipped))
             tqdm.write(f"error: {results[-1].error}", file=sys.stderr)
             continue
         results.append(PhotoResult.done(photo, record))

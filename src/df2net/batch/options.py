@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from df2net import config
 from df2net.outputs import ALL_FORMATS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +47,12 @@ class ReconstructOptions:
         object.__setattr__(self, "formats", frozenset(self.formats))
         if self.batch_faces < 1:
             raise ValueError(f"batch_faces must be at least 1, got {self.batch_faces}")
+
+    @property
+    def min_face_size(self) -> int:
+        """The smallest face (box side, px) the run reconstructs: the one given in
+        :attr:`reconstructor_kwargs`, else the detector's reach (:data:`df2net.config.MIN_FACE_SIZE`)."""
+        return int(self.reconstructor_kwargs.get("min_face_size", config.MIN_FACE_SIZE))
 
     def absolute(self) -> ReconstructOptions:
         """The same options with the weights path made absolute (for workers elsewhere)."""

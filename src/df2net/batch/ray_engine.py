@@ -15,7 +15,10 @@ One dataset row per photo flows through three stages::
 A photo that fails at any stage becomes a row with its one-line error and passes through the
 rest. A worker that dies is retried by Ray (Ray Data retries tasks and restarts actors without
 limit); since a face folder appears whole and a photo's record last, a retried photo leaves
-nothing half-written. The driver collects the rows into ``OUT/results.parquet``.
+nothing half-written. A photo whose worker died twice in the same stage is not tried again but
+fails (:mod:`df2net.batch.tries`); a network batch that killed its worker is retried one photo at
+a time, so only the photo to blame fails. The driver collects the rows into
+``OUT/results.parquet``; when every photo is done already it answers without starting Ray.
 
 Every worker builds its Reconstructor from the run's
 :class:`~df2net.batch.options.ReconstructOptions`. ``ray`` is imported only by :func:`run_ray`;
@@ -29,13 +32,15 @@ import logging
 import math
 import os
 import pickle
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from df2net.batch.faults import fault_point
+from df2net.batch.faults import crash_point, fault_point
 from df2net.batch.inputs import Photo
 from df2net.batch.options import ReconstructOptions
 from df2net.batch.records import PhotoRecord, completed_record, save_photo
@@ -46,6 +51,8 @@ from df2net.batch.results import (
     describe_error,
     write_results_table,
 )
+from df2net.batch.tries import TryLog, gave_up_cause
+from df2net.detection.skipped import skipped_of
 from df2net.errors import Df2netError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -128,21 +135,38 @@ def _photo(row: dict[str, Any]) -> Photo:
 def _failed(row: dict[str, Any], photo: Photo, exc: BaseException, debug: bool) -> dict[str, Any]:
     if debug and not isinstance(exc, Df2netError):
         raise exc
-    return {**row, "status": FAILED, "error": describe_error(photo.path, exc), "payload": b""}
+    skipped = json.dumps([s.to_json() for s in skipped_of(exc)])
+    return {**row, "status": FAILED, "error": describe_error(photo.path, exc), "skipped": skipped, "payload": b""}
+
+
+def _given_up(photo: Photo, stage: str) -> Df2netError:
+    """The error of a photo whose worker died :data:`~df2net.batch.tries.MAX_TRIES` times in ``stage``."""
+    return Df2netError(f"{photo.path}: {gave_up_cause(stage)}")
 
 
 def crop_stage(
-    row: dict[str, Any], *, options: ReconstructOptions, out_dir: str, sha256: str, debug: bool = False
+    row: dict[str, Any],
+    *,
+    options: ReconstructOptions,
+    out_dir: str,
+    sha256: str,
+    tries: str,
+    debug: bool = False,
 ) -> dict[str, Any]:
     """Crop stage (a CPU task): mark a finished photo done, else load it and cut out its faces.
 
     The row's ``payload`` becomes the pickled ``(crops, source, timings)`` of ``crop_faces``.
+    ``tries`` is the run's :class:`~df2net.batch.tries.TryLog` folder.
     """
     photo = _photo(row)
-    record = completed_record(Path(out_dir), photo, options.formats, sha256)
+    record = completed_record(Path(out_dir), photo, options.formats, sha256, options.min_face_size)
     if record is not None:
         return {**row, "status": OK, "reused": True, "record": record.to_json()}
+    log = TryLog(tries)
+    if not log.start(photo.order, "crop"):
+        return _failed(row, photo, _given_up(photo, "crop"), debug)
     try:
+        crash_point("crop", [photo.path])
         key = pickle.dumps(options)
         if key not in _DETECTORS:  # one per worker process, reused by its later tasks
             _DETECTORS.clear()
@@ -150,14 +174,21 @@ def crop_stage(
         cropped = _DETECTORS[key].crop_faces(photo.absolute, source=photo.path)
     except Exception as exc:  # noqa: BLE001 - a bad photo is a row, not a failed job
         return _failed(row, photo, exc, debug)
+    finally:
+        log.done(photo.order, "crop")
     return {**row, "status": TODO, "payload": pickle.dumps(cropped, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
 class NetworkStage:
-    """Network stage (an actor): loads the weights once, runs the faces of many photos together."""
+    """Network stage (an actor): loads the weights once, runs the faces of many photos together.
 
-    def __init__(self, options: ReconstructOptions, debug: bool = False) -> None:
+    A batch on which a worker died before (a photo of it has a try left behind in the
+    :class:`~df2net.batch.tries.TryLog`) is run one photo at a time, each with its own try.
+    """
+
+    def __init__(self, options: ReconstructOptions, tries: str, debug: bool = False) -> None:
         self.reconstructor = options.build()
+        self.tries = TryLog(tries)
         self.debug = debug
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -166,10 +197,18 @@ class NetworkStage:
         rows = batch.to_pylist()
         todo = [row for row in rows if row["status"] == TODO]
         cropped = [pickle.loads(row["payload"]) for row in todo]
-        try:
-            faces = self.reconstructor.reconstruct_batch(cropped)
-        except Exception:  # noqa: BLE001 - find the photo to blame: one at a time, each alone
-            faces = [self._one(row, item) for row, item in zip(todo, cropped)]
+        if any(self.tries.died(row["order"], "network") for row in todo):
+            faces = [self._alone(row, item) for row, item in zip(todo, cropped)]
+        else:
+            for row in todo:
+                self.tries.start(row["order"], "network")
+            try:
+                crash_point("network", [row["path"] for row in todo])
+                faces = self.reconstructor.reconstruct_batch(cropped)
+            except Exception:  # noqa: BLE001 - find the photo to blame: one at a time, each alone
+                faces = [self._one(item) for item in cropped]
+            for row in todo:
+                self.tries.done(row["order"], "network")
         for row, photo_faces in zip(todo, faces):
             if isinstance(photo_faces, BaseException):
                 row.update(_failed(row, _photo(row), photo_faces, self.debug))
@@ -178,31 +217,47 @@ class NetworkStage:
         fault_point("network")
         return pa.Table.from_pylist(rows, schema=batch.schema)
 
-    def _one(self, row: dict[str, Any], item: Any) -> Any:
+    def _one(self, item: Any) -> Any:
         try:
             return self.reconstructor.reconstruct_batch([item])[0]
         except Exception as exc:  # noqa: BLE001 - the caller makes it this photo's error
             return exc
 
+    def _alone(self, row: dict[str, Any], item: Any) -> Any:
+        """One photo of a batch that killed a worker, with its own try (or given up)."""
+        photo = _photo(row)
+        if not self.tries.start(photo.order, "network"):
+            return _given_up(photo, "network")
+        crash_point("network", [photo.path])
+        faces = self._one(item)
+        self.tries.done(photo.order, "network")
+        return faces
+
 
 def write_stage(
-    row: dict[str, Any], *, formats: frozenset[str], out_dir: str, debug: bool = False
+    row: dict[str, Any], *, formats: frozenset[str], out_dir: str, tries: str, debug: bool = False
 ) -> dict[str, Any]:
     """Write stage (a CPU task): every face's files, then the photo's record.
 
     Returns ``{"order", "result"}``: the photo's results-table row, as JSON.
     """
     photo = _photo(row)
-    if row["status"] == TODO:
+    log = TryLog(tries)
+    if row["status"] == TODO and not log.start(photo.order, "write"):
+        row = _failed(row, photo, _given_up(photo, "write"), debug)
+    elif row["status"] == TODO:
         try:
+            crash_point("write", [photo.path])
             record = save_photo(pickle.loads(row["payload"]), Path(out_dir), photo, formats)
             row = {**row, "status": OK, "record": record.to_json()}
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: this photo fails, the run goes on
             row = _failed(row, photo, exc, debug)
+        finally:
+            log.done(photo.order, "write")
     if row["status"] == OK:
         result = PhotoResult.done(photo, PhotoRecord.from_json(row["record"]), reused=bool(row["reused"]))
     else:
-        result = PhotoResult.failed(photo, row["error"])
+        result = PhotoResult.failed(photo, row["error"], json.loads(row["skipped"]))
     return {"order": photo.order, "result": json.dumps(asdict(result))}
 
 
@@ -224,14 +279,53 @@ def run_ray(
 
     ``out_dir`` and the photos must be on a file system every node sees. Raises
     :class:`~df2net.errors.Df2netError` for bad options or weights (checked here, before any
-    worker starts) and when the run cannot go on (e.g. no worker can load the network).
+    worker starts) and when the run cannot go on (e.g. no worker can load the network). The
+    photos are first checked here in order up to the first one not done: when all are done, the
+    run ends without starting (or joining) a Ray cluster; else the done ones are left out.
     """
     out_dir = Path(out_dir).absolute()
     options = options.absolute()
     sha256 = options.check()
+    t0 = time.perf_counter()
+    done: dict[int, PhotoResult] = {}
+    for photo in photos:
+        record = completed_record(out_dir, photo, options.formats, sha256, options.min_face_size)
+        if record is None:
+            break
+        done[photo.order] = PhotoResult.done(photo, record, reused=True)
+    seconds = time.perf_counter() - t0
+    todo = [p for p in photos if p.order not in done]
+    if todo:
+        rows, run_seconds = _run_cluster(todo, out_dir, options, cluster, sha256, progress, debug)
+        done.update(rows)
+        seconds += run_seconds
+    elif progress:
+        print("df2net: every photo is done already; no Ray cluster started", file=sys.stderr)
+    lost = "lost: a Ray task of its block failed (see the Ray logs)"
+    results = [done.get(p.order) or PhotoResult.failed(p, f"{p.path}: {lost}") for p in photos]
+    write_results_table(results, out_dir / RESULTS_NAME)
+    return RunSummary(results=results, seconds=seconds, out_dir=out_dir)
+
+
+def _run_cluster(
+    photos: list[Photo],
+    out_dir: Path,
+    options: ReconstructOptions,
+    cluster: RayConfig,
+    sha256: str,
+    progress: bool,
+    debug: bool,
+) -> tuple[dict[int, PhotoResult], float]:
+    """Run the pipeline over ``photos`` on a started or joined cluster.
+
+    Returns their rows by order, and the seconds from the cluster's start (not counted) to the end.
+    """
     ray = _connect(cluster, _log_level(progress, debug))
+    tries = None
     try:
         t0 = time.perf_counter()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tries = tempfile.mkdtemp(prefix=".ray-tries-", dir=out_dir)  # the run's TryLog, seen by every node
         resources = ray.cluster_resources()
         workers = _network_workers(cluster, resources)
         if progress:
@@ -242,9 +336,9 @@ def run_ray(
                 f"{workers} network worker(s)",
                 file=sys.stderr,
             )
-        dataset = _pipeline(ray, photos, out_dir, options, cluster, workers, sha256, progress, debug)
-        done = {int(row["order"]): PhotoResult(**json.loads(row["result"])) for row in dataset.iter_rows()}
-        seconds = time.perf_counter() - t0
+        dataset = _pipeline(ray, photos, out_dir, options, cluster, workers, sha256, tries, progress, debug)
+        rows = {int(row["order"]): PhotoResult(**json.loads(row["result"])) for row in dataset.iter_rows()}
+        return rows, time.perf_counter() - t0
     except Exception as exc:  # e.g. no worker can load the weights: nothing gets done
         if debug:
             raise
@@ -253,10 +347,8 @@ def run_ray(
         ) from None
     finally:
         ray.shutdown()
-    lost = "lost: a Ray task of its block failed (see the Ray logs)"
-    results = [done.get(p.order) or PhotoResult.failed(p, f"{p.path}: {lost}") for p in photos]
-    write_results_table(results, out_dir / RESULTS_NAME)
-    return RunSummary(results=results, seconds=seconds, out_dir=out_dir)
+        if tries is not None:
+            shutil.rmtree(tries, ignore_errors=True)
 
 
 def _network_workers(cluster: RayConfig, resources: dict[str, float]) -> int:
@@ -317,6 +409,7 @@ def _pipeline(
     cluster: RayConfig,
     workers: int,
     sha256: str,
+    tries: str,
     progress: bool,
     debug: bool,
 ):
@@ -329,9 +422,9 @@ def _pipeline(
     context.max_errored_blocks = 0 if debug else -1  # a block lost for good: its photos fail
     cpus = int(ray.cluster_resources().get("CPU", 1))
     blocks = min(len(photos), max(math.ceil(len(photos) / cluster.photos_per_block), 2 * cpus))
-    start = {"status": TODO, "error": "", "reused": False, "record": "", "payload": b""}
+    start = {"status": TODO, "error": "", "skipped": "[]", "reused": False, "record": "", "payload": b""}
     rows = [{**asdict(p), **start} for p in photos]
-    common = {"out_dir": str(out_dir), "debug": debug}
+    common = {"out_dir": str(out_dir), "tries": tries, "debug": debug}
     return (
         ray.data.from_items(rows, override_num_blocks=max(blocks, 1))
         # Its own memory request also keeps Ray Data from fusing this stage into the actors.
@@ -343,7 +436,7 @@ def _pipeline(
         )
         .map_batches(
             NetworkStage,
-            fn_constructor_kwargs={"options": options, "debug": debug},
+            fn_constructor_kwargs={"options": options, "tries": tries, "debug": debug},
             batch_size=options.batch_faces,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=workers),

@@ -3,8 +3,9 @@
 A photo's folder ``OUT/<stem>/`` holds a folder per face (``face0/``, ... written by
 :func:`df2net.outputs.write_face`, each renamed into place whole) and, written last,
 ``photo.json``: the photo's record (its source, how many faces, every file of every face with
-its size, the formats, the weights' sha256, the timings). A photo counts as done only when its
-record parses, names the same photo and weights, covers the requested formats and every file it
+its size, the faces found but skipped and why, the formats, the weights' sha256, the timings). A
+photo counts as done only when its record parses, names the same photo and weights, covers the
+requested formats, skipped no face the run's minimum face size would keep, and every file it
 lists is there with its size (:func:`completed_record`): checked, not assumed.
 """
 
@@ -16,11 +17,12 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from df2net import __version__
+from df2net import __version__, config
 from df2net.batch.faults import fault_point
 from df2net.batch.inputs import Photo
+from df2net.detection.skipped import skipped_of
 from df2net.io import write_text_atomic
 from df2net.outputs import face_folder
 
@@ -44,6 +46,9 @@ class PhotoRecord:
         formats: the output formats written.
         files: ``{face folder: {file name: size in bytes}}``.
         weights_sha256: the weights that made it.
+        skipped_faces: the faces found in the photo but not reconstructed, each
+            :meth:`~df2net.detection.SkippedFace.to_json` (``reason``, ``why``, ``size_px``,
+            ``box_xyxy``, ``angle_deg``, ``score``).
         timings_s: seconds spent on the photo, by step (``load_s``, ``detect_crop_s``,
             ``network_s``, ``write_s``).
         df2net_version: the version that wrote it.
@@ -54,6 +59,7 @@ class PhotoRecord:
     formats: list[str]
     files: dict[str, dict[str, int]]
     weights_sha256: str
+    skipped_faces: list[dict[str, Any]] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     df2net_version: str = __version__
 
@@ -67,6 +73,7 @@ class PhotoRecord:
             formats=[str(f) for f in data["formats"]],
             files={str(k): {str(n): int(s) for n, s in v.items()} for k, v in data["files"].items()},
             weights_sha256=str(data["weights_sha256"]),
+            skipped_faces=[dict(s) for s in data.get("skipped_faces", [])],
             timings_s={str(k): float(v) for k, v in data.get("timings_s", {}).items()},
             df2net_version=str(data.get("df2net_version", "")),
         )
@@ -110,6 +117,7 @@ def save_photo(faces: list[FaceResult], out_dir: Path, photo: Photo, formats: fr
         formats=sorted(formats),
         files=files,
         weights_sha256=sha,
+        skipped_faces=[s.to_json() for s in skipped_of(faces)],
         timings_s={k: round(v, 4) for k, v in timings.items()},
     )
     write_text_atomic(folder / RECORD_NAME, record.to_json())
@@ -117,13 +125,18 @@ def save_photo(faces: list[FaceResult], out_dir: Path, photo: Photo, formats: fr
 
 
 def completed_record(
-    out_dir: Path, photo: Photo, formats: frozenset[str], weights_sha256: str
+    out_dir: Path,
+    photo: Photo,
+    formats: frozenset[str],
+    weights_sha256: str,
+    min_face_size: float = config.MIN_FACE_SIZE,
 ) -> PhotoRecord | None:
     """The record of ``photo`` if its outputs are complete for this run, else None.
 
     Complete means: ``photo.json`` parses, names this photo (by absolute path) and these
-    weights, covers ``formats``, and every file it lists exists with the size it lists; when
-    ``metadata`` is among ``formats``, every face's ``metadata.json`` parses too.
+    weights, covers ``formats``, skipped no face as too small that ``min_face_size`` (the run's)
+    keeps, and every file it lists exists with the size it lists; when ``metadata`` is among
+    ``formats``, every face's ``metadata.json`` parses too.
     """
     folder = Path(out_dir) / photo.stem
     try:
@@ -137,6 +150,7 @@ def completed_record(
         or not set(formats) <= set(record.formats)
         or record.faces < 1
         or set(record.files) != expected_faces
+        or any(s.get("reason") == "too_small" and s.get("size_px", 0.0) >= min_face_size for s in record.skipped_faces)
     ):
         return None
     for face_name, face_files in record.files.items():

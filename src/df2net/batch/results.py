@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from df2net.batch.inputs import Photo
 from df2net.batch.records import PhotoRecord
@@ -34,6 +36,9 @@ class PhotoResult:
         load_s, detect_crop_s, network_s, write_s: seconds per step (of the run that made the
             outputs; None when failed).
         weights_sha256: the weights that made the outputs (None when failed).
+        skipped: the faces found in the photo but not reconstructed (the entries of its
+            ``photo.json``'s ``skipped_faces``; of a failed photo, those its error names). The
+            table holds their count, the column ``skipped_faces`` (:meth:`columns`).
     """
 
     path: str
@@ -47,6 +52,7 @@ class PhotoResult:
     network_s: float | None = None
     write_s: float | None = None
     weights_sha256: str | None = None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def done(cls, photo: Photo, record: PhotoRecord, reused: bool = False) -> PhotoResult:
@@ -59,17 +65,26 @@ class PhotoResult:
             faces=record.faces,
             reused=reused,
             weights_sha256=record.weights_sha256,
+            skipped=list(record.skipped_faces),
             **timings,
         )
 
     @classmethod
-    def failed(cls, photo: Photo, error: str) -> PhotoResult:
-        """The row of a photo that could not be reconstructed, with its one-line reason."""
-        return cls(path=photo.path, folder=photo.stem, status=FAILED, error=error)
+    def failed(cls, photo: Photo, error: str, skipped: list[dict[str, Any]] | None = None) -> PhotoResult:
+        """The row of a photo that could not be reconstructed, with its one-line reason and the
+        faces its error says were found but skipped (``SkippedFace.to_json`` entries)."""
+        return cls(path=photo.path, folder=photo.stem, status=FAILED, error=error, skipped=list(skipped or []))
+
+    def columns(self) -> dict[str, Any]:
+        """This row as the table's columns: the fields, ``skipped`` replaced by its count
+        ``skipped_faces``."""
+        row = asdict(self)
+        row["skipped_faces"] = len(row.pop("skipped"))
+        return row
 
 
 def results_schema():
-    """The pyarrow schema of the results table (the fields of :class:`PhotoResult`)."""
+    """The pyarrow schema of the results table (:meth:`PhotoResult.columns`)."""
     import pyarrow as pa
 
     return pa.schema(
@@ -78,6 +93,7 @@ def results_schema():
             ("folder", pa.string()),
             ("status", pa.string()),
             ("faces", pa.int32()),
+            ("skipped_faces", pa.int32()),
             ("error", pa.string()),
             ("reused", pa.bool_()),
             *[(name, pa.float64()) for name in TIMING_COLUMNS],
@@ -91,7 +107,7 @@ def write_results_table(results: list[PhotoResult], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist([asdict(r) for r in results], schema=results_schema())
+    table = pa.Table.from_pylist([r.columns() for r in results], schema=results_schema())
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -136,3 +152,31 @@ class RunSummary:
             f"{len(self.failures)} failed; {self.faces_written} face(s) in {self.seconds:.1f} s "
             f"({rate:.2f} faces/s) -> {self.out_dir}"
         )
+
+    def skipped_line(self, min_face_size: int) -> str | None:
+        """The line that counts the faces found but skipped, by reason, each with the option
+        that keeps them (``min_face_size``: the run's); None when no face was skipped."""
+        skipped = [s for r in self.results for s in r.skipped]
+        if not skipped:
+            return None
+        parts = []
+        small = [float(s.get("size_px", 0.0)) for s in skipped if s.get("reason") == "too_small"]
+        if small:
+            # A margin under the smallest: a search for smaller faces boxes them anew.
+            keep = max(1, math.floor(0.9 * min(small)))
+            parts.append(
+                f"{_faces(len(small))} under {min_face_size} px skipped (the smallest {min(small):.0f} px); "
+                f"--min-face-size {keep} keeps faces that small"
+            )
+        unconfirmed = sum(1 for s in skipped if s.get("reason") == "not_confirmed")
+        if unconfirmed:
+            parts.append(
+                f"{_faces(unconfirmed)} that HOG found but dlib's CNN did not confirm skipped "
+                "(--detector hog goes without the CNN)"
+            )
+        return "; ".join(parts)
+
+
+def _faces(count: int) -> str:
+    return f"{count} face{'s' if count != 1 else ''}"
+
