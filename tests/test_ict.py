@@ -130,3 +130,48 @@ def test_fit_of_a_shouting_demo_face_opens_the_mouth(ict):
     fit = fit_ict_landmarks(ict, det.landmarks, rgb.shape[1], rgb.shape[0])
     assert fit.expression[ict.expression_index("jawOpen")] > 0.3
     assert fit.landmark_error_px < 0.03 * det.side
+
+
+@pytest.fixture(scope="module")
+def ict_render(tmp_path_factory):
+    """One ICT synthetic face (textures from one demo photo's Surrey fit)."""
+    from df2net.data.make import make_data
+
+    fits = tmp_path_factory.mktemp("fits")
+    make_data("fits", [DEMO / "1.png"], fits, face_model="sfm", sfm_dir=SFM_DIR, progress=False)
+    out = tmp_path_factory.mktemp("ict_synth")
+    r = make_data("synthetic", [], out, seed=5, count=1, face_model="ict", sfm_dir=SFM_DIR, ict_path=ICT, texture_cache=fits / "textures", progress=False)
+    assert r.failed == [] and r.samples == ["000000"]
+    return out / "000000"
+
+
+def test_ict_render_is_a_consistent_sample(ict_render):
+    import json
+
+    from df2net.data.eval_sample import load_sample
+    from df2net.geometry import depth_to_normals
+
+    params = json.loads((ict_render / "params.json").read_text())
+    assert params["face_model"] == "ict" and len(params["shape_coeffs"]) == 100
+    assert all(0 <= v <= 1 for v in params["expression"].values())
+    sample = load_sample(ict_render)
+    m = sample.mask
+    assert m.sum() > 0.2 * m.size
+    # The normals are those of the depth, and the face points at the camera.
+    n = depth_to_normals(sample.depth, sample.depth > 0)
+    assert np.degrees(np.arccos(np.clip((n[m] * sample.normals[m]).sum(-1), -1, 1))).mean() < 1.0
+    assert sample.normals[m][:, 2].mean() > 0.6
+
+
+def test_ict_landmark_fit_baseline_finds_the_render_shape(ict_render):
+    from df2net.data.baselines import ICT_LANDMARK_FIT, baseline_method, ict_baseline_method
+    from df2net.data.eval_sample import load_sample
+    from df2net.metrics import depth_error
+
+    sample = load_sample(ict_render)
+    ict_depth = ict_baseline_method(SFM_DIR, ICT)(sample)[ICT_LANDMARK_FIT]
+    assert ict_depth.shape == sample.depth.shape and np.isfinite(ict_depth[sample.mask]).all()
+    # A face of the fit's own world: its shape comes back within a few % of the depth range
+    # (a plane scores about 25 %).
+    assert depth_error(ict_depth, sample.depth, sample.mask).percent_of_range < 10.0
+    assert len(baseline_method(SFM_DIR)(sample)) == 2  # the Surrey baselines beside it

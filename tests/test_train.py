@@ -798,3 +798,19 @@ def test_history_plot_puts_validation_scores_in_a_panel_of_their_own(tmp_path: P
     # the lower panel of the second plot holds drawn curves (not a blank axis)
     lower = np.asarray(two.convert("L"))[470:650, 100:700]
     assert (lower < 200).mean() > 0.005
+
+
+def test_band_l1_sees_the_relief_band_and_not_smooth_or_offset_errors() -> None:
+    from df2net.train.losses import band_l1
+
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    mask = torch.ones(1, 1, 64, 64)
+    target = torch.zeros(1, 1, 64, 64)
+    offset = torch.full((1, 1, 64, 64), 5.0)
+    smooth = (0.002 * (xx - 32) ** 2)[None, None]  # a gentle bend: its high-pass is -a sigma^2 inside
+    bumps = (torch.sin(xx / 1.5) * torch.sin(yy / 1.5))[None, None]  # fold-sized relief
+    bump_err = float(band_l1(bumps, target, mask, 4.0)[0])
+    assert float(band_l1(offset, target, mask, 4.0)[0]) < 1e-5
+    assert float(band_l1(smooth, target, mask, 4.0)[0]) < 0.2 * bump_err
+    assert bump_err > 0.3  # most of the bumps' mean |value| (about 0.4) is in the band
+    assert float(band_l1(target, target, mask, 4.0)[0]) == 0.0

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from df2net.data.baselines import LANDMARK_FIT, MEAN_FACE
+from df2net.data.baselines import ICT_LANDMARK_FIT, LANDMARK_FIT, MEAN_FACE
 from df2net.data.eval_sample import Method, Sample, load_sample
 from df2net.metrics import (
     ReliefConfig,
@@ -64,6 +64,7 @@ STAGE_LABELS: dict[str, str] = {
 DEPTH_FILE_NAMES: dict[str, str] = {
     MEAN_FACE: "mean_face",
     LANDMARK_FIT: "landmark_fit",
+    ICT_LANDMARK_FIT: "ict_landmark_fit",
     **{label: stage for stage, label in STAGE_LABELS.items()},
 }
 

@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write each method's raw depth (crop pixels, unaligned) as OUTPUT/depth/<sample>/<method>.npy",
     )
+    p.add_argument(
+        "--ict-model",
+        default=None,
+        help="ICT model npz for the ICT landmark-fit baseline (default ../shared/data/ict_face_model/...; 'none' leaves it out)",
+    )
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.set_defaults(func=_run)
@@ -43,9 +48,11 @@ def _run(args: argparse.Namespace) -> int:
     methods = []
     try:
         if not args.no_baselines:
-            from df2net.data.baselines import baseline_method
+            from df2net.data.baselines import baseline_method, ict_baseline_method
 
             methods.append(baseline_method(args.sfm_dir))
+            if args.ict_model != "none":
+                methods.append(ict_baseline_method(args.sfm_dir, args.ict_model))
         if not args.no_model:
             methods.append(df2net_method(args.weights, args.device))
     except (Df2netError, ModuleNotFoundError) as exc:
