@@ -229,12 +229,13 @@ def test_evaluate_writes_one_row_per_method_and_the_figure(synth, random_weights
     assert code == 0
     table = capsys.readouterr().out
     rows = {r["method"]: r for r in json.loads((out / "table.json").read_text())}
-    assert set(rows) == {"3DMM mean face", "3DMM landmark fit", "df2net D", "df2net D+F", "df2net D+F+Fr"}
+    assert set(rows) == {"3DMM mean face", "3DMM landmark fit", "ICT landmark fit", "df2net D", "df2net D+F", "df2net D+F+Fr"}
     for row in rows.values():
         assert row["samples"] == 2 and np.isfinite(row["depth_mae_px"]) and np.isfinite(row["normal_deg"])
         assert np.isfinite(row["depth_mae_mm"]) and np.isfinite(row["normal_detail_deg"])
     # The 3DMM baselines are sane: a few percent of the face's depth range, not a random surface.
     assert rows["3DMM landmark fit"]["depth_pct_range"] < 15
+    assert rows["ICT landmark fit"]["depth_pct_range"] < 15
     assert "3DMM landmark fit" in table
     assert (out / "figure.png").stat().st_size > 10_000 and (out / "table.csv").is_file()
     # The truth scores (near) zero against itself.

@@ -42,7 +42,7 @@ def test_model_regions_and_landmarks(ict):
 def test_atlas_puts_the_landmarks_where_the_surrey_model_has_them(ict):
     sfm = ict.atlas
     d = [np.linalg.norm(ict.uv[ict.landmarks68[k - 1]] - sfm.uv[v]) for k, v in sfm.landmark_vertices.items() if 18 <= k <= 60]
-    assert np.median(d) < 0.01 and max(d) < 0.03  # texture units: the atlas is 1 wide
+    assert np.median(d) < 0.001 and max(d) < 0.003  # texture units: the atlas is 1 wide (512 texels)
     skin = ict.vertex_region == Region.SKIN
     assert (ict.uv[skin] >= 0).all() and (ict.uv[skin] <= 1).all()
 
@@ -133,12 +133,21 @@ def test_fit_of_a_shouting_demo_face_opens_the_mouth(ict):
 
 
 @pytest.fixture(scope="module")
-def ict_render(tmp_path_factory):
-    """One ICT synthetic face (textures from one demo photo's Surrey fit)."""
+def sfm_fits(tmp_path_factory):
+    """The Surrey fit of one demo photo, and its texture."""
     from df2net.data.make import make_data
 
     fits = tmp_path_factory.mktemp("fits")
     make_data("fits", [DEMO / "1.png"], fits, face_model="sfm", sfm_dir=SFM_DIR, progress=False)
+    return fits
+
+
+@pytest.fixture(scope="module")
+def ict_render(tmp_path_factory, sfm_fits):
+    """One ICT synthetic face (textures from one demo photo's Surrey fit)."""
+    from df2net.data.make import make_data
+
+    fits = sfm_fits
     out = tmp_path_factory.mktemp("ict_synth")
     r = make_data("synthetic", [], out, seed=5, count=1, face_model="ict", sfm_dir=SFM_DIR, ict_path=ICT, texture_cache=fits / "textures", progress=False)
     assert r.failed == [] and r.samples == ["000000"]
@@ -172,6 +181,35 @@ def test_ict_landmark_fit_baseline_finds_the_render_shape(ict_render):
     ict_depth = ict_baseline_method(SFM_DIR, ICT)(sample)[ICT_LANDMARK_FIT]
     assert ict_depth.shape == sample.depth.shape and np.isfinite(ict_depth[sample.mask]).all()
     # A face of the fit's own world: its shape comes back within a few % of the depth range
-    # (a plane scores about 25 %).
-    assert depth_error(ict_depth, sample.depth, sample.mask).percent_of_range < 10.0
+    # (a plane scores about 25 %; over 30 held-out renders the fit averages 6.9 %).
+    assert depth_error(ict_depth, sample.depth, sample.mask).percent_of_range < 15.0
     assert len(baseline_method(SFM_DIR)(sample)) == 2  # the Surrey baselines beside it
+
+
+def test_ict_fits_sample_and_texture_in_the_shared_layout(tmp_path, sfm_fits):
+    import json
+
+    from PIL import Image
+
+    from df2net.data.make import make_data
+    from df2net.data.uv import uv_raster
+
+    r = make_data("fits", [DEMO / "1.png"], tmp_path, face_model="ict", sfm_dir=SFM_DIR, ict_path=ICT, progress=False)
+    assert r.failed == [] and r.samples == ["000000"]
+    params = json.loads((tmp_path / "000000" / "params.json").read_text())
+    assert params["face_model"] == "ict" and params["landmark_error_px"] < 10
+    (ict_png,) = (tmp_path / "textures").glob("1-*-ict-v2.png")
+    (sfm_png,) = (sfm_fits / "textures").glob("1-*-r512-v2.png")
+    a = np.asarray(Image.open(ict_png).convert("RGB"), np.float64)
+    b = np.asarray(Image.open(sfm_png).convert("RGB"), np.float64)
+    # Pulled by two different fits into one layout, the same photo's face lands on the same
+    # texels: at the scale of the features (4 texels, about 1.5 mm) the two textures agree.
+    from scipy.ndimage import gaussian_filter
+
+    from df2net.data.sfm import load_sfm
+
+    where = uv_raster(load_sfm(SFM_DIR), 512).mask
+    soft_a = np.stack([gaussian_filter(a[..., c], 4) for c in range(3)], -1)[where]
+    soft_b = np.stack([gaussian_filter(b[..., c], 4) for c in range(3)], -1)[where]
+    assert np.corrcoef(soft_a.ravel(), soft_b.ravel())[0, 1] > 0.75  # 0.89 when written
+    assert np.abs(soft_a.mean(0) - soft_b.mean(0)).max() < 12  # the same skin colour

@@ -15,7 +15,7 @@ import numpy as np
 
 from df2net.data.sfm import SurreyModel
 
-__all__ = ["FaceFit", "fit_landmarks", "project_with_pose", "to_crop_frame"]
+__all__ = ["FaceFit", "fit_face_model", "fit_landmarks", "project_with_pose", "to_crop_frame"]
 
 
 @dataclass(eq=False)
@@ -104,6 +104,18 @@ def fit_landmarks(
     )
 
 
+def fit_face_model(model: Any, landmarks: np.ndarray, width: int, height: int) -> Any:
+    """The landmark fit of ``model``'s world: eos for the Surrey model, :mod:`df2net.data.ict_fit` for the ICT one.
+
+    Both results have ``vertices``, ``screen``, ``rotation``, ``scale``, ``image_size`` and ``params()``.
+    """
+    if getattr(model, "name", "sfm") == "ict":
+        from df2net.data.ict_fit import fit_ict_landmarks
+
+        return fit_ict_landmarks(model, landmarks, width, height)
+    return fit_landmarks(model, landmarks, width, height)
+
+
 def project_with_pose(vertices: np.ndarray, pose: Any, width: int, height: int) -> tuple[np.ndarray, float]:
     """Model-space vertices ``(N, 3)`` (mm) through an eos pose into image pixels ``(u, v, z)``.
 
@@ -176,12 +188,7 @@ def fit_photo_sample(
         raise InputError(source, "no face found")
     det = max(faces, key=lambda f: f.side)
     h, w = rgb.shape[:2]
-    if getattr(model, "name", "sfm") == "ict":
-        from df2net.data.ict_fit import fit_ict_landmarks
-
-        fit = fit_ict_landmarks(model, det.landmarks, w, h)
-    else:
-        fit = fit_landmarks(model, det.landmarks, w, h)
+    fit = fit_face_model(model, det.landmarks, w, h)
     fc = crop_face(rgb, det)
     size = config.CROP_SIZE
     screen = to_crop_frame(fit.screen, fc.crop_box, size)

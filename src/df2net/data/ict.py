@@ -125,6 +125,7 @@ class IctModel:
     path: Path
     eyeball_dir: np.ndarray  # (N, 3) unit direction from its eyeball's centre (0 elsewhere)
     n_face_vertices: int  # the npz's ``face`` region comes first: vertices [0, n_face_vertices)
+    atlas_mm: np.ndarray  # (N,) distance of each vertex to the registered SFM surface (mm)
 
     name = "ict"
 
@@ -168,6 +169,15 @@ class IctModel:
     def subdivision(self, levels: int = 1) -> Subdivision:
         """Loop subdivision of the rendered triangles (built once per process and level count)."""
         return _ict_subdivision(str(self.path), int(levels))
+
+    def atlas_triangles(self, max_mm: float = 3.0) -> np.ndarray:
+        """``(M', 3)`` skin triangles the SFM atlas covers (every corner within ``max_mm`` of it).
+
+        Past the SFM's rim (ears, scalp, neck) the texture coordinates are the rim's, folded:
+        those triangles are left out of anything drawn in texture space.
+        """
+        t = self.triangles[self.triangle_region == Region.SKIN]
+        return t[(self.atlas_mm[t] <= max_mm).all(1)]
 
     def eyeball_albedo(self, directions: np.ndarray, iris_colour: np.ndarray, iris_cos: float = 0.93, pupil_cos: float = 0.985) -> np.ndarray:
         """Linear albedo ``(P, 3)`` of eyeball points from their directions ``(P, 3)`` (see ``eyeball_dir``).
@@ -213,14 +223,14 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np
     return s, r, mu_d - s * r @ mu_s
 
 
-def atlas_uv(neutral: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray, sfm: SurreyModel, iterations: int = 4) -> np.ndarray:
-    """Texture coordinates ``(N, 2)`` of ICT vertices in the SFM's UV layout.
+def atlas_uv(neutral: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray, sfm: SurreyModel, iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Texture coordinates ``(N, 2)`` of ICT vertices in the SFM's UV layout, and their distance (mm) to the SFM.
 
     The ICT neutral face is moved onto the SFM mean by a similarity on the inner-face landmarks;
     the SFM is then bent toward it (its shape coefficients, fitted to the landmarks and, for a
-    few rounds, to the nearest ICT skin vertex of each SFM vertex); finally every ICT vertex
-    takes the texture coordinate of the nearest vertex of the bent SFM, Loop-subdivided twice
-    (about 1 mm apart).
+    few rounds, to the nearest ICT skin vertex of each SFM vertex); every ICT vertex takes the
+    texture coordinate of the nearest vertex of the bent SFM, Loop-subdivided twice (about 1 mm
+    apart); last, a thin-plate warp of the layout moves the inner-face landmarks onto the SFM's.
     """
     from scipy.spatial import cKDTree
 
@@ -244,8 +254,16 @@ def atlas_uv(neutral: np.ndarray, landmarks68: np.ndarray, skin: np.ndarray, sfm
     sub = loop_subdivision(sfm.triangles, sfm.n_vertices, 2)
     dense = sub.apply(sfm.vertices(coeffs))
     dense_uv = sub.apply_linear(sfm.uv)
-    _, nn = cKDTree(dense).query(moved)
-    return dense_uv[nn]
+    dist, nn = cKDTree(dense).query(moved)
+    uv = dense_uv[nn]
+    # The nearest points put the landmarks within a few texels of the SFM's; a smooth warp of the
+    # layout (thin-plate spline of the landmarks' differences) puts them on them, so relief and
+    # marks placed by landmarks sit where the ICT face has those features.
+    from scipy.interpolate import RBFInterpolator
+
+    warp = RBFInterpolator(uv[lm_idx], sfm.uv[sfm_lm] - uv[lm_idx], kernel="thin_plate_spline", smoothing=1e-5)
+    uv = np.clip(uv + warp(uv), 0.0, 1.0)
+    return uv, dist / s  # the distance in the ICT's own millimetres
 
 
 def _eyeball_directions(neutral: np.ndarray, ranges: dict[str, tuple[int, int]]) -> np.ndarray:
@@ -282,7 +300,7 @@ def _load_ict_cached(path: str, sfm_dir: str) -> IctModel:
     sfm = load_sfm(sfm_dir)
     skin = np.nonzero(vertex_region == Region.SKIN)[0]
     lm68 = data["landmarks68"].astype(np.int64)
-    uv = atlas_uv(neutral, lm68, skin, sfm)
+    uv, atlas_mm = atlas_uv(neutral, lm68, skin, sfm)
     fixed = {k + 1: int(lm68[k]) for k in range(17, 68)}
     fixed[9] = int(lm68[8])  # the chin's point holds in every pose
     basis = lambda a: np.ascontiguousarray((a.astype(np.float32) * MM_PER_UNIT).reshape(len(a), -1).T)  # noqa: E731
@@ -301,6 +319,7 @@ def _load_ict_cached(path: str, sfm_dir: str) -> IctModel:
         path=Path(path),
         eyeball_dir=_eyeball_directions(neutral, ranges),
         n_face_vertices=ranges["face"][1] + 1,
+        atlas_mm=atlas_mm,
     )
 
 

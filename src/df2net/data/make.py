@@ -84,13 +84,13 @@ def _write(msg: str, progress: bool) -> None:
 
 def _texture_for_photo(path: Path, model: Any, library: TextureLibrary, resolution: int, fit: Any = None, rgb: np.ndarray | None = None) -> str:
     """Make (or find) the cached texture of one photo; returns its key."""
-    from df2net.data.fitting import fit_landmarks
+    from df2net.data.fitting import fit_face_model
     from df2net.data.textures import background_source, extract_face_texture
     from df2net.errors import InputError
     from df2net.face import default_detector
     from df2net.io import load_image
 
-    key = library.key_for(path, resolution)
+    key = library.key_for(path, resolution, model.name)
     if library.has(key):
         return key
     if rgb is None:
@@ -100,10 +100,10 @@ def _texture_for_photo(path: Path, model: Any, library: TextureLibrary, resoluti
         if not faces:
             raise InputError(path, "no face found")
         det = max(faces, key=lambda f: f.side)
-        fit = fit_landmarks(model, det.landmarks, rgb.shape[1], rgb.shape[0])
+        fit = fit_face_model(model, det.landmarks, rgb.shape[1], rgb.shape[0])
     tex = extract_face_texture(rgb, fit, model, resolution)
     bg = background_source(rgb, fit, model)
-    library.add(key, tex, bg, {"source": str(path), "yaw_pitch_roll_deg": list(fit.yaw_pitch_roll), "resolution": resolution})
+    library.add(key, tex, bg, {"source": str(path), "face_model": model.name, "yaw_pitch_roll_deg": list(fit.yaw_pitch_roll), "resolution": resolution})
     return key
 
 
@@ -183,9 +183,7 @@ def _make_fit(job: tuple[int, str]) -> tuple[int, str | None, float]:
         sample, fit, _ = fit_photo_sample(rgb, s["model"], s["detector"], source=path)
         sample.params.update(seed=int(s["seed"]), index=int(index))
         write_sample(s["out"], sample_name(index), sample)
-        # Photo textures live in the SFM's UV layout (eos's extraction from a Surrey fit).
-        same = s["model"] is s["model"].atlas
-        _texture_for_photo(Path(path), s["model"].atlas, s["library"], s["resolution"], fit=fit if same else None, rgb=rgb)
+        _texture_for_photo(Path(path), s["model"], s["library"], s["resolution"], fit=fit, rgb=rgb)
     except Df2netError as exc:
         return index, str(exc), time.perf_counter() - t0
     return index, None, time.perf_counter() - t0
@@ -272,14 +270,14 @@ def make_data(
 
         def done(job: Any) -> bool:
             i, p = job
-            return sample_complete(out / sample_name(i), kind) and library.has(library.key_for(p, texture_resolution))
+            return sample_complete(out / sample_name(i), kind) and library.has(library.key_for(p, texture_resolution, model.name))
 
         func: Any = _make_fit
         keys: list[str] = []
     else:
         total = 16 if count is None else int(count)
         if photos:
-            keys, tex_fail = ensure_textures(photos, library, model.atlas, texture_resolution, progress)
+            keys, tex_fail = ensure_textures(photos, library, model, texture_resolution, progress)
             failures += [f"texture: {f}" for f in tex_fail]
         else:
             keys = library.keys()

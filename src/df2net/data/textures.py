@@ -1,7 +1,10 @@
 """Face textures of real photos in the SFM's texture (UV) space, made to act like albedo.
 
-A photo's texture is pulled into UV space with ``eos.render.extract_texture`` after a 3DMM fit.
-Then, so that it can be lit again on another shape (texture transfer):
+A photo's texture is pulled into UV space with ``eos.render.extract_texture`` after a Surrey fit,
+or, after an ICT fit (:mod:`df2net.data.ict_fit`), by sampling the photo where each texel's point
+of the fitted ICT face lands (:func:`pull_ict_texture`; the ICT mesh carries the same layout, and
+its open mouth keeps teeth and cavity out of the lips' texels). Then, so that it can be lit again
+on another shape (texture transfer):
 
 1. texels the photo does not see well (self-occluded, grazing, outside the image) are filled from
    the mirror texel ``(1 - u, v)`` (the SFM layout is symmetric), else from the local skin colour;
@@ -103,23 +106,51 @@ def _vertex_confidence(fit: FaceFit, model: SurreyModel) -> np.ndarray:
     return (frontal * visible).astype(np.float64), normals
 
 
-def extract_face_texture(
-    rgb: np.ndarray, fit: FaceFit, model: SurreyModel, resolution: int = TEXTURE_RESOLUTION
-) -> FaceTexture:
-    """Pull a photo's face into UV space and make it albedo-like (see the module docstring)."""
-    import eos
+def _ict_uv_raster(model: Any, resolution: int) -> Any:
+    """The ICT skin triangles the atlas covers, rasterized in texture space."""
+    from df2net.render import rasterize
 
+    r = int(resolution)
+    return rasterize(np.c_[model.uv * r - 0.5, np.zeros(model.n_vertices)], model.atlas_triangles(), r, r)
+
+
+def pull_ict_texture(rgb: np.ndarray, fit: Any, model: Any, resolution: int) -> tuple[np.ndarray, np.ndarray, Any]:
+    """``(colour (R, R, 3) uint8, seen (R, R) bool, raster)``: the photo sampled at each texel's fitted ICT point."""
+    from df2net.data.maps import sample_bilinear
+
+    ras = _ict_uv_raster(model, resolution)
+    uv_img = ras.interpolate(fit.screen[:, :2])  # (R, R, 2) image (u, v) of each texel
+    h, w = rgb.shape[:2]
+    inside = ras.mask & (uv_img[..., 0] >= 0) & (uv_img[..., 0] <= w - 1) & (uv_img[..., 1] >= 0) & (uv_img[..., 1] <= h - 1)
+    out = np.zeros((*ras.mask.shape, 3), np.uint8)
+    colour = sample_bilinear(rgb[..., :3].astype(np.float32), uv_img[inside][:, 0], uv_img[inside][:, 1])
+    out[inside] = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+    return out, inside, ras
+
+
+def extract_face_texture(
+    rgb: np.ndarray, fit: Any, model: Any, resolution: int = TEXTURE_RESOLUTION
+) -> FaceTexture:
+    """Pull a photo's face into UV space and make it albedo-like (see the module docstring).
+
+    ``fit`` and ``model``: a Surrey :class:`FaceFit` and the SFM, or an ICT fit and the ICT model.
+    """
     from df2net.shading import fit_sh_lighting, shade
 
     r = int(resolution)
-    rgba = np.ascontiguousarray(np.dstack([rgb[..., :3], np.full(rgb.shape[:2], 255, np.uint8)]))
-    extracted = np.asarray(eos.render.extract_texture(fit.eos_mesh, fit.eos_pose, rgba, r))
-    raw = extracted[..., :3]
-    ras = uv_raster(model, r)
-    cover = ras.mask
+    if getattr(model, "name", "sfm") == "ict":
+        raw, seen, ras = pull_ict_texture(rgb, fit, model, r)
+    else:
+        import eos
+
+        rgba = np.ascontiguousarray(np.dstack([rgb[..., :3], np.full(rgb.shape[:2], 255, np.uint8)]))
+        extracted = np.asarray(eos.render.extract_texture(fit.eos_mesh, fit.eos_pose, rgba, r))
+        raw = extracted[..., :3]
+        seen = extracted[..., 3] > 0  # eos leaves texels it could not map transparent
+        ras = uv_raster(model, r)
+    cover = uv_raster(model.atlas, r).mask
     conf_v, normals_v = _vertex_confidence(fit, model)
-    # eos leaves texels it could not map transparent (their colour is meaningless).
-    conf = np.clip(ras.interpolate(conf_v), 0.0, 1.0) * cover * (extracted[..., 3] > 0)
+    conf = np.clip(ras.interpolate(conf_v), 0.0, 1.0) * ras.mask * cover * seen
     conf = ndimage.minimum_filter(conf, size=3)  # keep off the visibility edge
     normals = ras.interpolate(normals_v)
     normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-6)
@@ -127,6 +158,7 @@ def extract_face_texture(
     lin = srgb_to_linear(raw.astype(np.float64) / 255.0)
 
     # 1. Divide out the photo's lighting, fitted on the well-seen texels with the fit's normals.
+    model = model.atlas  # from here on, the layout's own helpers
     feat = feature_mask_uv(model, r)
     good = (conf > 0.6) & ~feat
     if good.sum() > 200:
@@ -231,8 +263,10 @@ class TextureLibrary:
         self.folder = Path(folder)
         self._cache: dict[str, np.ndarray] = {}
 
-    def key_for(self, photo: str | Path, resolution: int) -> str:
-        return f"{Path(photo).stem}-{file_key(photo)}-r{resolution}-v{TEXTURE_VERSION}"
+    def key_for(self, photo: str | Path, resolution: int, face_model: str = "sfm") -> str:
+        """The entry of ``photo``'s texture pulled by a ``face_model`` fit at ``resolution``."""
+        fitted = "" if face_model == "sfm" else f"-{face_model}"
+        return f"{Path(photo).stem}-{file_key(photo)}-r{resolution}{fitted}-v{TEXTURE_VERSION}"
 
     def has(self, key: str) -> bool:
         return (self.folder / f"{key}.png").is_file() and (self.folder / f"{key}.json").is_file()
