@@ -8,8 +8,8 @@ PY=".venv/bin/python"
 
 # 1. Data: 3DMM fits of the demo photos (their textures dress the synthetic faces), then
 #    1000 synthetic faces with procedural wrinkles.
-$DF2NET make-data fits ../shared/data/df2net_demo --out data/fits_demo --seed 0
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 1000 \
+$DF2NET make-data fits --face-model sfm ../shared/data/df2net_demo --out data/fits_demo --seed 0
+$DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 1000 \
   --texture-cache data/fits_demo/textures --workers 2
 
 # 2. Dense (D-Net) and Fine (F-Net) on 256² crops, each stage starting from the one before.
@@ -39,14 +39,14 @@ $DF2NET train --train-config training/finer.json --out runs/finer "$@"
 # 4. Fr-Net on more faces: the synthetic set grows to 1500 (the first 1000 are the same), and
 #    Fr-Net trains on from step 3 for 5.45 minutes on one CUDA GPU (an H200: 1383 steps of 16).
 #    The run stops on time, so another machine ends at another step.
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 1500 \
+$DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 1500 \
   --texture-cache data/fits_demo/textures --workers 2
 $DF2NET train --train-config training/finer_gpu16.json --out runs/finer_gpu16 "$@"
 
 # 5. Fr-Net with the supervised detail loss (its added detail against the renders' relief), mostly
 #    on faces whose skin texture is low-passed so that fine shading comes from relief alone
 #    (wrinkles 1.5x deeper), for 55 minutes on the 2-core CPU.
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_plain --seed 300 --count 700 \
+$DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_plain --seed 300 --count 700 \
   --plain-skin 0.7 --detail-gain 1.5 --texture-cache data/fits_demo/textures --workers 2
 $DF2NET train --train-config training/finer4.json --out runs/finer4 "$@"
 
@@ -54,15 +54,15 @@ $DF2NET train --train-config training/finer4.json --out runs/finer4 "$@"
 #    marks (each also rendered without them), strong side/top light and deeper folds; D and F of
 #    finer4 frozen; 33 minutes on the 2-core CPU. (The shipped run used the 193 training renders made
 #    by the time training started: make-data was stopped there; validation: 24 renders of seed 4300.)
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_relief_val --seed 4300 --count 24 \
+$DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_relief_val --seed 4300 --count 24 \
   --plain-skin 1.0 --marks 1.0 --strong-light 0.35 --fold-gain 1.7 --texture-cache data/fits_demo/textures --workers 2
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_relief --seed 500 --count 200 \
+$DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_relief --seed 500 --count 200 \
   --plain-skin 0.8 --marks 0.7 --strong-light 0.35 --fold-gain 1.7 --texture-cache data/fits_demo/textures --workers 2
 $DF2NET train-relief --train-config training/relief.json --out runs/relief
 
 # 7. Ship it; evaluate on held-out renders with marks (seed 7100).
 cp runs/relief/final.safetensors src/df2net/weights/df2net_cpu.safetensors
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_relief_eval --seed 7100 --count 30 \
+$DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_relief_eval --seed 7100 --count 30 \
   --plain-skin 1.0 --marks 1.0 --strong-light 0.35 --fold-gain 1.7 --texture-cache data/fits_demo/textures
 $DF2NET evaluate data/synth_relief_eval -o docs/evaluation_relief --save-depth
 
@@ -75,9 +75,9 @@ $DF2NET evaluate data/synth_relief_eval -o docs/evaluation_relief --save-depth
 #    cost). The relief Fr-Net is step 6's, unchanged: the file shipped is runs/chain_mix05.safetensors.
 #    (training/relief7.json, the relief network continued on the new D and F with the paired term,
 #    was tried and not shipped: see the model card.)
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_marks --seed 600 --count 320 \
+$DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_marks --seed 600 --count 320 \
   --plain-skin 0.7 --marks 0.8 --strong-light 0.35 --fold-gain 1.7 --texture-cache data/fits_demo/textures --workers 2
-$DF2NET make-data synthetic ../shared/data/df2net_demo --out data/synth_marks2 --seed 700 --count 600 \
+$DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_marks2 --seed 700 --count 600 \
   --plain-skin 0.3 --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/fits_demo/textures --workers 2
 $DF2NET train --train-config training/dense_pairs.json --out runs/dense_pairs
 $DF2NET train --train-config training/fine_pairs.json --out runs/fine_pairs

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from df2net.data.linear_model import LinearFaceModel
 from df2net.data.sfm import SurreyModel, Subdivision, default_shared_data_dir, load_sfm, loop_subdivision
 
 __all__ = [
@@ -91,7 +92,7 @@ def default_ict_path() -> Path:
 
 
 @dataclass(eq=False)
-class IctModel:
+class IctModel(LinearFaceModel):
     """The ICT Face Model Light as arrays in df2net's model frame (millimetres).
 
     Attributes:
@@ -134,37 +135,9 @@ class IctModel:
         """A string naming this model in caches."""
         return f"ict:{self.path}"
 
-    @property
-    def n_vertices(self) -> int:
-        return int(self.mean.shape[0])
-
-    @property
-    def n_shape(self) -> int:
-        return int(self.shape_basis.shape[1])
-
-    @property
-    def n_expression(self) -> int:
-        return int(self.expression_basis.shape[1])
-
     def expression_index(self, name: str) -> int:
         """Column of the blendshape ``name`` (e.g. ``"jawOpen"``)."""
         return self.expression_names.index(name)
-
-    def vertices(self, shape_coeffs: np.ndarray | None = None, expression_coeffs: np.ndarray | None = None) -> np.ndarray:
-        """``(N, 3)`` model-space vertices (mm) for the given coefficients (zeros if None)."""
-        flat = self.mean.reshape(-1).copy()
-        if shape_coeffs is not None:
-            c = np.asarray(shape_coeffs, np.float32)
-            flat += self.shape_basis[:, : len(c)] @ c
-        if expression_coeffs is not None:
-            e = np.asarray(expression_coeffs, np.float32)
-            flat += self.expression_basis[:, : len(e)] @ e
-        return flat.reshape(-1, 3)
-
-    def landmark_array(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(ibug_index0, vertex)``: 0-based landmark numbers and their fixed vertices, sorted."""
-        keys = sorted(self.landmark_vertices)
-        return np.array([k - 1 for k in keys]), np.array([self.landmark_vertices[k] for k in keys])
 
     def subdivision(self, levels: int = 1) -> Subdivision:
         """Loop subdivision of the rendered triangles (built once per process and level count)."""

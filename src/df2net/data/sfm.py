@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from df2net.data.linear_model import LinearFaceModel
+
 __all__ = [
     "SurreyModel",
     "Subdivision",
@@ -87,7 +89,7 @@ def _read_landmark_mapping(path: Path) -> dict[int, int]:
 
 
 @dataclass(eq=False)
-class SurreyModel:
+class SurreyModel(LinearFaceModel):
     """The SFM as numpy arrays (and, lazily, the eos objects that fit it to landmarks).
 
     Attributes:
@@ -112,34 +114,6 @@ class SurreyModel:
     _eos: dict[str, Any] = field(default_factory=dict, repr=False)
 
     name = "sfm"
-
-    @property
-    def n_vertices(self) -> int:
-        return int(self.mean.shape[0])
-
-    @property
-    def n_shape(self) -> int:
-        return int(self.shape_basis.shape[1])
-
-    @property
-    def n_expression(self) -> int:
-        return int(self.expression_basis.shape[1])
-
-    def vertices(self, shape_coeffs: np.ndarray | None = None, expression_coeffs: np.ndarray | None = None) -> np.ndarray:
-        """``(N, 3)`` model-space vertices (mm) for the given coefficients (zeros if None)."""
-        flat = self.mean.reshape(-1).copy()
-        if shape_coeffs is not None:
-            c = np.asarray(shape_coeffs, np.float64)
-            flat += self.shape_basis[:, : len(c)] @ c
-        if expression_coeffs is not None:
-            e = np.asarray(expression_coeffs, np.float64)
-            flat += self.expression_basis[:, : len(e)] @ e
-        return flat.reshape(-1, 3)
-
-    def landmark_array(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(ibug_index0, vertex)``: 0-based landmark numbers and their vertices, sorted."""
-        keys = sorted(self.landmark_vertices)
-        return np.array([k - 1 for k in keys]), np.array([self.landmark_vertices[k] for k in keys])
 
     @property
     def atlas(self) -> SurreyModel:
