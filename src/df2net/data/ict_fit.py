@@ -11,7 +11,8 @@ alternating two linear solves (as eos fits the Surrey model):
    projection lies nearest to it;
 3. **shape**: identity and the expression weights the landmarks can see
    (:data:`FITTED_EXPRESSIONS`) by bounded, regularised least squares
-   (``scipy.optimize.lsq_linear``; expressions in [0, 1]).
+   (``scipy.optimize.lsq_linear``; expressions in [0, 1]); of two blendshapes that undo each
+   other (:data:`ANTAGONISTS`) the weaker is then held at zero.
 
 Open mouths (the inner-lip landmarks apart), closed eyes (the lids' landmarks together) and
 raised or lowered brows come back as ``jawOpen``, ``eyeBlink_*``, ``brow*``. A fit takes about
@@ -38,9 +39,23 @@ FITTED_EXPRESSIONS = (
     "jawOpen", "jawLeft", "jawRight",
     "mouthSmile_L", "mouthSmile_R", "mouthFrown_L", "mouthFrown_R", "mouthStretch_L", "mouthStretch_R",
     "mouthLowerDown_L", "mouthLowerDown_R", "mouthUpperUp_L", "mouthUpperUp_R", "mouthPucker", "mouthFunnel",
-    "eyeBlink_L", "eyeBlink_R", "eyeWide_L", "eyeWide_R", "eyeSquint_L", "eyeSquint_R",
+    "eyeBlink_L", "eyeBlink_R", "eyeWide_L", "eyeWide_R",
     "browDown_L", "browDown_R", "browInnerUp_L", "browInnerUp_R", "browOuterUp_L", "browOuterUp_R",
 )  # fmt: skip
+
+#: Blendshapes that undo each other: a face does one or the other, and a fit that may use both
+#: spends them on the landmarks' noise. After a solve, the weaker of each pair is held at zero.
+ANTAGONISTS = (
+    ("jawLeft", "jawRight"),
+    ("eyeWide_L", "eyeBlink_L"),
+    ("eyeWide_R", "eyeBlink_R"),
+    ("mouthSmile_L", "mouthFrown_L"),
+    ("mouthSmile_R", "mouthFrown_R"),
+    ("browDown_L", "browInnerUp_L"),
+    ("browDown_R", "browInnerUp_R"),
+    ("mouthPucker", "mouthStretch_L"),
+    ("mouthPucker", "mouthStretch_R"),
+)
 
 #: 0-based jaw-line landmarks that slide along the outline (the chin, 8, holds).
 _CONTOUR = tuple(k for k in range(17) if k != 8)
@@ -166,6 +181,8 @@ def fit_ict_landmarks(model: IctModel, landmarks: np.ndarray, width: int, height
 
     lower = np.r_[np.full(k_id, -cfg.identity_bound), np.zeros(len(exp_cols))]
     upper = np.r_[np.full(k_id, cfg.identity_bound), np.ones(len(exp_cols))]
+    col = {n: i for i, n in enumerate(FITTED_EXPRESSIONS)}
+    pairs = [(col[a], col[b]) for a, b in ANTAGONISTS]
     reg = np.sqrt(np.r_[np.full(k_id, cfg.lambda_identity), np.full(len(exp_cols), cfg.lambda_expression)])
     r, s, t = _pose(shape_at(idx), lm2)
     for _ in range(cfg.iterations):
@@ -181,6 +198,11 @@ def fit_ict_landmarks(model: IctModel, landmarks: np.ndarray, width: int, height
         b = ((lm2 - t) / s - model.mean[idx] @ p2.T).reshape(-1)
         sol = lsq_linear(np.vstack([a, np.diag(reg)]), np.r_[b, np.zeros(len(reg))], bounds=(lower, upper), method="bvls")
         w_id, w_ex = sol.x[:k_id], sol.x[k_id:]
+        for a, b in pairs:
+            if w_ex[a] > 0 and w_ex[b] > 0:
+                weaker = a if w_ex[a] < w_ex[b] else b
+                upper[k_id + weaker] = 1e-12  # held at zero from here on
+                w_ex[weaker] = 0.0
         r, s, t = _pose(shape_at(idx), lm2)
     expression = np.zeros(model.n_expression)
     expression[exp_cols] = w_ex
