@@ -4,9 +4,9 @@
 
 For every face whose inner lips (landmarks 63 and 67, 1-based) are apart by more than
 ``--min-gap`` of the eye-corner distance, the depth at the middle of the opening (between the
-inner lips' middles) is compared with the depth of the lips (the nearer of the two inner lips'
-middles, 3 px inside the red of each lip): a real open mouth shows teeth, tongue or the cavity
-5-20 mm behind the lips. Depth is in crop pixels; it is turned into millimetres with the outer eye
+inner lips' middles) is compared with the depth of the lips (the nearer of the upper and the
+lower lip, each taken at the middle of its red, halfway between its outer and inner landmark):
+a real open mouth shows teeth, tongue or the cavity 5-20 mm behind the lips. Depth is in crop pixels; it is turned into millimetres with the outer eye
 corners' distance taken as 90 mm (an adult's, within about 10 %). Prints one row per face and
 the median per weights file.
 """
@@ -26,19 +26,18 @@ from df2net.io import iter_image_files
 EYE_CORNERS_MM = 90.0
 
 
-def mouth_gap(depth: np.ndarray, landmarks: np.ndarray, stage_px: int = 3) -> tuple[float, float]:
+def mouth_gap(depth: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
     """``(opening behind the lips in mm, lip gap over the eye-corner distance)`` of one face."""
     eyes = float(np.linalg.norm(landmarks[36] - landmarks[45]))
     mm_per_px = EYE_CORNERS_MM / eyes
     upper, lower = landmarks[62], landmarks[66]
     gap = float(np.linalg.norm(upper - lower))
-    down = (lower - upper) / max(gap, 1e-6)
 
     def at(p: np.ndarray) -> float:
         x, y = np.clip(np.rint(p).astype(int), 0, depth.shape[0] - 1)
         return float(depth[y, x])
 
-    lips = max(at(upper - stage_px * down), at(lower + stage_px * down))  # larger = nearer
+    lips = max(at((landmarks[51] + upper) / 2), at((landmarks[57] + lower) / 2))  # larger = nearer
     opening = at((upper + lower) / 2)
     return (lips - opening) * mm_per_px, gap / eyes
 
