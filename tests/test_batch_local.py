@@ -190,3 +190,34 @@ def test_options_pass_further_reconstructor_arguments_to_every_worker(monkeypatc
         {**common, "device": "cuda", "backend": "auto"},
         {**common, "device": "cpu", "backend": "torch"},
     ]
+
+
+def test_a_network_failure_fails_only_its_photo(demo_files, random_weights, tmp_path: Path, monkeypatch) -> None:
+    """Faces of several photos share a network batch; when the batch fails, each photo is tried
+    alone and only the one that fails alone is a failed row."""
+    import df2net.reconstruct
+    from df2net.batch.local import run_local
+    from df2net.batch.options import ReconstructOptions
+    from df2net.errors import Df2netError
+
+    real = df2net.reconstruct.Reconstructor.reconstruct_faces
+    batches: list[list[str]] = []
+
+    def breaks_on_photo_2(self, faces):
+        names = [Path(source).name for _, _, source, _ in faces]
+        batches.append(names)
+        if "2.png" in names:
+            raise Df2netError("2.png: the network broke")
+        return real(self, faces)
+
+    monkeypatch.setattr(df2net.reconstruct.Reconstructor, "reconstruct_faces", breaks_on_photo_2)
+    photos = plan_photos([str(p) for p in demo_files[:4]])
+    options = ReconstructOptions(weights=str(random_weights), formats=frozenset({"depth"}), batch_faces=4)
+    summary = run_local(photos, tmp_path / "out", options, progress=False)
+    assert [Path(r.path).name for r in summary.results] == ["1.png", "2.png", "3.png", "4.png"]
+    status = {Path(r.path).name: (r.status, r.error) for r in summary.results}
+    assert status["2.png"] == ("failed", "2.png: the network broke")
+    assert all(status[n] == ("ok", None) for n in ("1.png", "3.png", "4.png"))
+    assert not (tmp_path / "out" / "2" / RECORD_NAME).exists()
+    assert all((tmp_path / "out" / n / "face0" / "depth.npy").is_file() for n in ("1", "3", "4"))
+    assert sum("2.png" in b for b in batches) >= 1 and all(len(b) <= 4 for b in batches)

@@ -189,6 +189,43 @@ def test_mask_and_rgb_png_round_trip(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def test_png_encoder_gives_back_every_pixel() -> None:
+    import io
+
+    from df2net.export.png import png_bytes
+
+    rng = np.random.default_rng(3)
+    images = [
+        rng.integers(0, 256, (37, 53, 3)).astype(np.uint8),  # RGB noise: every filter byte wraps
+        rng.integers(0, 256, (20, 9)).astype(np.uint8),  # grey
+        rng.integers(0, 65536, (11, 17)).astype(np.uint16),  # 16-bit grey (big-endian in the file)
+        np.zeros((1, 1, 3), np.uint8),
+    ]
+    for image in images:
+        with Image.open(io.BytesIO(png_bytes(image))) as im:
+            assert np.array_equal(np.asarray(im).astype(image.dtype), image)
+    for bad in (np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4), np.float32), np.zeros((0, 3, 3), np.uint8)):
+        with pytest.raises(ValueError):
+            png_bytes(bad)
+
+
+def test_format_rows_matches_printf() -> None:
+    from df2net.export.text_rows import format_rows
+
+    rng = np.random.default_rng(5)
+    cases = [
+        ("f %d/%d/%d %d/%d/%d %d/%d/%d\n", np.repeat(rng.integers(1, 5000, (300, 3)), 3, axis=1)),  # mesh indices
+        ("f %d//%d %d//%d\n", rng.integers(1, 90, (200, 4))),
+        ("%d\n", np.arange(7)[:, None]),
+        ("l %d %d\n", rng.integers(0, 10**7, (50, 2))),  # too many distinct values to look up
+        ("v %.5f %.5f %.5f\n", rng.normal(0, 300, (500, 3))),
+        ("vt %.6f %.6f\n", rng.random((500, 2))),
+    ]
+    for fmt, rows in cases:
+        expected = (fmt * len(rows)) % tuple(rows.ravel().tolist())
+        assert format_rows(fmt, rows) == expected, fmt
+
+
 def test_ply_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     points = rng.normal(size=(500, 3)).astype(np.float32) * 100
@@ -267,7 +304,7 @@ def test_writers_leave_no_partial_files_when_they_fail(
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(Image.Image, "save", broken)
+    monkeypatch.setattr(export.png, "png_bytes", broken)  # every PNG goes through it
     with pytest.raises(OSError):
         write_depth_png16(tmp_path / "depth.png", depth, mask)
     with pytest.raises(OSError):

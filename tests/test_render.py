@@ -137,3 +137,52 @@ def test_vertex_normals_area_weighted() -> None:
     n = vertex_normals(v, f)
     assert np.allclose(n[2], [0, 0, 1]) and np.allclose(n[3], [0, -1, 0])
     assert np.allclose(n[0], np.array([0, -1, 1]) / np.sqrt(2))
+
+
+def _height_field_screen(turn_deg: float, scale: float) -> tuple[object, np.ndarray, np.ndarray]:
+    """A bumpy height field with a ragged mask, as depth_to_mesh cuts it, projected as the preview
+    projects it: turned about the vertical axis, scaled, in screen space."""
+    from df2net.geometry import depth_to_mesh
+
+    v, u = np.mgrid[0:60, 0:70].astype(np.float64)
+    depth = 25 * np.exp(-((u - 35) ** 2 + (v - 28) ** 2) / 400) + 2 * np.sin(u / 2.5) * np.cos(v / 3.1)
+    mask = ((u - 35) ** 2 / 30**2 + (v - 30) ** 2 / 26**2 < 1) & ~((u > 50) & (v < 12))
+    mesh = depth_to_mesh(depth.astype(np.float32), mask)
+    a = np.radians(turn_deg)
+    xyz = mesh.vertices.astype(np.float64) - [35.0, -30.0, 10.0]
+    x, z = np.cos(a) * xyz[:, 0] + np.sin(a) * xyz[:, 2], -np.sin(a) * xyz[:, 0] + np.cos(a) * xyz[:, 2]
+    screen = np.c_[H / 2 + x * scale, H / 2 - xyz[:, 1] * scale, z * scale]
+    normals = vertex_normals(mesh.vertices, mesh.faces)
+    normals[:, 0], normals[:, 2] = (np.cos(a) * normals[:, 0] + np.sin(a) * normals[:, 2],
+                                    -np.sin(a) * normals[:, 0] + np.cos(a) * normals[:, 2])
+    return mesh, screen, normals
+
+
+@pytest.mark.parametrize(("turn_deg", "scale"), [(0.0, 1.7), (45.0, 1.7), (60.0, 0.8), (-30.0, 1.13)])
+def test_grid_renderer_matches_the_rasterizer(turn_deg: float, scale: float) -> None:
+    from df2net.render import render_grid_normals
+
+    mesh, screen, normals = _height_field_screen(turn_deg, scale)
+    assert mesh.grid is not None
+    general = render_normals(screen, mesh.faces, rasterize(screen, mesh.faces, H, W), normals=normals)
+    covered_general = rasterize(screen, mesh.faces, H, W).mask
+    grid_normals, covered = render_grid_normals(screen, mesh.grid, normals, H, W)
+    # The same pixels (a pixel centre exactly on an edge may go either way) and the same normals.
+    assert (covered != covered_general).sum() <= 2
+    both = covered & covered_general
+    assert both.sum() > 500
+    np.testing.assert_allclose(grid_normals[both], general[both], atol=1e-5)
+    assert (grid_normals[~covered] == 0).all()
+
+
+def test_grid_renderer_declines_a_view_that_tilts_the_rows() -> None:
+    from df2net.render import render_grid_normals
+
+    mesh, screen, normals = _height_field_screen(0.0, 1.5)
+    tilted = screen.copy()
+    tilted[:, 1] += 0.05 * tilted[:, 0]  # rolled: a grid row is no longer level on screen
+    assert render_grid_normals(tilted, mesh.grid, normals, H, W) is None
+    from df2net.geometry import depth_to_mesh
+
+    filtered = depth_to_mesh(np.ones((8, 8), np.float32), np.ones((8, 8), bool), max_edge_jump=5.0)
+    assert filtered.grid is None  # faces dropped by a filter: not every cell is its two triangles

@@ -98,17 +98,20 @@ class TorchBackend:
 class OnnxRuntimeBackend:
     """The network exported to ONNX and run by ONNX Runtime on the CPU.
 
-    ``onnx_model`` (a path or the model's bytes) skips the search of :func:`onnx_session`.
+    ``onnx_model`` (a path or the model's bytes) skips the search of :func:`onnx_session`;
+    ``threads`` sets its intra-op threads (default: :func:`set_inference_threads`).
     """
 
     name = "onnxruntime"
 
-    def __init__(self, loaded: LoadedModel, onnx_model: str | Path | bytes | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedModel, onnx_model: str | Path | bytes | None = None, threads: int | None = None
+    ) -> None:
         self.config = loaded.config
         if onnx_model is None:
-            self.session, self.source = onnx_session(loaded)
+            self.session, self.source = onnx_session(loaded, threads)
         else:
-            self.session = _new_session(onnx_model)
+            self.session = _new_session(onnx_model, threads)
             self.source = "<bytes>" if isinstance(onnx_model, bytes) else str(onnx_model)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -120,6 +123,14 @@ class OnnxRuntimeBackend:
 
     def to_pixels(self, depth: Tensor) -> Tensor:
         return depth * self.config.depth_scale + self.config.depth_offset
+
+    def stage_pixels(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The depth after each stage, ``{stage: (B, S, S)}`` float32 in pixels at the input's
+        size, for ``x (B, 3, S, S)`` float32, without PyTorch: :meth:`forward_stages` then
+        :meth:`to_pixels` in numpy (the same float32 steps, so the same values)."""
+        outputs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: x})))
+        scale, offset = self.config.depth_scale, self.config.depth_offset
+        return {name: (outputs[name] * scale + offset)[:, 0] for name in ("dense", "fine", "finer")}
 
 
 def onnxruntime_available() -> bool:
@@ -153,23 +164,28 @@ _BACKENDS: dict[tuple, Backend] = {}
 _BACKENDS_LOCK = threading.Lock()
 
 
-def make_backend(loaded: LoadedModel, backend: str = "auto", device: str | torch.device = "cpu") -> Backend:
-    """The backend ``backend`` for ``loaded``, built once per process (same weights, same device).
+def make_backend(
+    loaded: LoadedModel, backend: str = "auto", device: str | torch.device = "cpu", threads: int | None = None
+) -> Backend:
+    """The backend ``backend`` for ``loaded``, built once per process (same weights, device and
+    threads).
 
-    Sets the inference threads (:func:`~df2net.model.optimize.set_inference_threads`) on first use.
+    Sets the inference threads (:func:`~df2net.model.optimize.set_inference_threads`) on first
+    use; ``threads`` gives the network that many instead (ONNX Runtime's session; PyTorch's are
+    the process's).
     """
     name = resolve_backend(backend, device)
-    set_inference_threads()
+    set_inference_threads(threads if name == "torch" else None)
     keep_freed_memory()
     sha = str(loaded.metadata.get("sha256", ""))
-    key = (name, str(torch.device(device)), sha, str(loaded.path)) if sha else None
+    key = (name, str(torch.device(device)), sha, str(loaded.path), threads) if sha else None
     with _BACKENDS_LOCK:
         if key is not None and key in _BACKENDS:
             return _BACKENDS[key]
         made: Backend
         if name == "onnxruntime":
             try:
-                made = OnnxRuntimeBackend(loaded)
+                made = OnnxRuntimeBackend(loaded, threads=threads)
             except Df2netError:
                 if backend != "auto":
                     raise
@@ -190,8 +206,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "df2net"
 
 
-def onnx_session(loaded: LoadedModel):
-    """An ONNX Runtime session of ``loaded``'s network, and where its model came from.
+def onnx_session(loaded: LoadedModel, threads: int | None = None):
+    """An ONNX Runtime session of ``loaded``'s network (``threads`` intra-op threads, default
+    :func:`set_inference_threads`), and where its model came from.
 
     Tried in turn: ``W.onnx`` beside ``W.safetensors``, then the cached export, each used only
     if its metadata names the same weights (sha256); else the network is exported now and the
@@ -208,7 +225,7 @@ def onnx_session(loaded: LoadedModel):
         for path in [*candidates, cached]:
             if path.is_file():
                 try:
-                    session = _new_session(path)
+                    session = _new_session(path, threads)
                 except Exception:  # unreadable or foreign: not a match
                     continue
                 if session.get_modelmeta().custom_metadata_map.get("df2net_weights_sha256") == sha:
@@ -219,17 +236,17 @@ def onnx_session(loaded: LoadedModel):
             cached.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(cached) as tmp:
                 Path(tmp).write_bytes(data)
-            return _new_session(cached), str(cached)
+            return _new_session(cached, threads), str(cached)
         except OSError:
             pass
-    return _new_session(data), "<exported in memory>"
+    return _new_session(data, threads), "<exported in memory>"
 
 
-def _new_session(model: str | Path | bytes):
+def _new_session(model: str | Path | bytes, threads: int | None = None):
     """An ONNX Runtime CPU session with df2net's threads and all graph optimisations."""
     ort = _import_onnxruntime()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = set_inference_threads()
+    options.intra_op_num_threads = threads or set_inference_threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only

@@ -9,7 +9,7 @@ a one-sided difference is used, so the background does not bend the normals at t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,20 +38,24 @@ __all__ = [
 
 def _masked_diff(z: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
     """``dz/d(axis)``: central where both neighbours are in ``m``, else one-sided, else 0."""
-    zp = np.zeros_like(z)  # z at index + 1
-    zm = np.zeros_like(z)  # z at index - 1
-    mp = np.zeros_like(m)
-    mm = np.zeros_like(m)
-    lo = [slice(None)] * 2
-    hi = [slice(None)] * 2
-    lo[axis], hi[axis] = slice(0, -1), slice(1, None)
-    zp[tuple(lo)], mp[tuple(lo)] = z[tuple(hi)], m[tuple(hi)]
-    zm[tuple(hi)], mm[tuple(hi)] = z[tuple(lo)], m[tuple(lo)]
+    n = z.shape[axis]
+
+    def part(start: int, stop: int) -> tuple[slice, ...]:
+        index = [slice(None)] * z.ndim
+        index[axis] = slice(start, stop)
+        return tuple(index)
+
+    zp, zm = np.zeros_like(z), np.zeros_like(z)  # z at index + 1, at index - 1
+    mp, mm = np.zeros_like(m), np.zeros_like(m)  # whether that neighbour is in the mask
+    zp[part(0, n - 1)], mp[part(0, n - 1)] = z[part(1, n)], m[part(1, n)]
+    zm[part(1, n)], mm[part(1, n)] = z[part(0, n - 1)], m[part(0, n - 1)]
     mp &= m
     mm &= m
-    return np.where(
-        mp & mm, (zp - zm) * 0.5, np.where(mp, zp - z, np.where(mm, z - zm, 0.0))
-    )
+    out = np.zeros_like(z)
+    np.copyto(out, z - zm, where=mm)  # one-sided back, then forward, then central where both
+    np.copyto(out, zp - z, where=mp)
+    np.copyto(out, (zp - zm) * 0.5, where=mp & mm)
+    return out
 
 
 def depth_to_normals(depth: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -73,11 +77,15 @@ def depth_to_normals(depth: np.ndarray, mask: np.ndarray | None = None) -> np.nd
     z = np.where(m, z, 0.0)  # non-finite background never enters a difference
     dz_du = _masked_diff(z, m, axis=1)
     dz_dv = _masked_diff(z, m, axis=0)
-    # dZ/dX = dz/du and dZ/dY = -dz/dv, so n ∝ (-dz/du, dz/dv, 1).
-    n = np.stack([-dz_du, dz_dv, np.ones_like(z)], axis=-1)
-    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    # dZ/dX = dz/du and dZ/dY = -dz/dv, so n is (-dz/du, dz/dv, 1) over its length, summed in
+    # the order np.linalg.norm sums, component by component (reducing a last axis of 3 is slow).
+    length = np.sqrt(dz_du * dz_du + dz_dv * dz_dv + 1.0)
+    n = np.empty((*z.shape, 3), np.float32)
+    n[..., 0] = -dz_du / length
+    n[..., 1] = dz_dv / length
+    n[..., 2] = 1.0 / length
     n[~m] = 0.0
-    return n.astype(np.float32)
+    return n
 
 
 def _masked_diff_torch(z: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
@@ -191,12 +199,29 @@ class Mesh:
         uv: ``(N, 2)`` float32 texture coordinates in [0, 1]: ``u = col / (W - 1)``,
             ``v = 1 - row / (H - 1)`` (GL / OBJ convention, origin bottom-left).
         colors: ``(N, 3)`` uint8 vertex colours, or None.
+        grid: ``(rows, cols)`` int64, the vertex at each point of the pixel grid the mesh was
+            cut from (-1 where none), when every cell whose four corners are vertices is the
+            two triangles :func:`depth_to_mesh` makes of it and there are no other faces; None
+            otherwise. Renderers use it to walk the surface as a height field
+            (:func:`df2net.render.render_grid_normals`).
     """
 
     vertices: np.ndarray
     faces: np.ndarray
     uv: np.ndarray
     colors: np.ndarray | None = None
+    grid: np.ndarray | None = field(default=None, repr=False)
+    _smooth_normals: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def smooth_normals(self) -> np.ndarray:
+        """``(N, 3)`` float32 area-weighted unit vertex normals (:func:`df2net.render.vertex_normals`),
+        computed on first use and kept: the mesh writers and the preview share them. (Change
+        ``vertices`` or ``faces`` in place after that and they are stale.)"""
+        if self._smooth_normals is None:
+            from df2net.render import vertex_normals
+
+            self._smooth_normals = vertex_normals(self.vertices, self.faces)
+        return self._smooth_normals
 
     def face_normals(self) -> np.ndarray:
         """``(M, 3)`` float32 unit face normals (right-hand rule on the winding)."""
@@ -286,18 +311,29 @@ def depth_to_mesh(
     if largest_component and len(faces):
         faces = _largest_component(faces, len(rows))
 
+    every_cell = max_edge_jump is None and not largest_component  # faces = both halves of every full cell
     keep = np.ones(len(rows), bool)
     if not keep_unused:
         keep = np.zeros(len(rows), bool)
         keep[faces.ravel()] = True
         remap = np.cumsum(keep) - 1
         faces = remap[faces]
+        if every_cell:
+            kept = index >= 0
+            kept[kept] = keep[index[kept]]
+            index = np.where(kept, remap[np.maximum(index, 0)], -1)
     rows, cols, vz = rows[keep], cols[keep], vz[keep]
 
     vertices = np.stack([cols, -rows, vz], 1).astype(np.float32)
     uv = np.stack([cols / max(w - 1, 1), 1.0 - rows / max(h - 1, 1)], 1).astype(np.float32)
     colors = None if image is None else np.asarray(image)[rows, cols, :3].astype(np.uint8)
-    return Mesh(vertices=vertices, faces=faces.astype(np.int32).reshape(-1, 3), uv=uv, colors=colors)
+    return Mesh(
+        vertices=vertices,
+        faces=faces.astype(np.int32).reshape(-1, 3),
+        uv=uv,
+        colors=colors,
+        grid=index if every_cell else None,
+    )
 
 
 def _largest_component(faces: np.ndarray, n_vertices: int) -> np.ndarray:

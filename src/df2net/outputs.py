@@ -94,9 +94,10 @@ def write_face(face: FaceResult, folder: Path, formats: set[str] | None = None) 
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
     try:
         timings: dict[str, float] = {}
+        writing = _Writing(face)
         for name, writer in _WRITERS.items():  # in the order they are listed there
             if name in formats:
-                writer(face, tmp, timings)
+                writer(writing, tmp, timings)
         if "metadata" in formats:
             _write_metadata(face, tmp, timings)
         tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only
@@ -109,10 +110,30 @@ def write_face(face: FaceResult, folder: Path, formats: set[str] | None = None) 
     return sorted(p for p in folder.iterdir() if p.is_file())
 
 
-def _timed(fn: Callable[[FaceResult, Path], None], name: str) -> Callable[[FaceResult, Path, dict], None]:
+class _Writing:
+    """A face being written: the face's attributes, and what several writers use, made once."""
+
+    def __init__(self, face: FaceResult) -> None:
+        self._face = face
+        self._texture_png: bytes | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._face, name)
+
+    @property
+    def texture_png(self) -> bytes:
+        """The crop as PNG: ``mesh.png`` and the texture inside ``mesh.glb``."""
+        if self._texture_png is None:
+            from df2net.export.common import check_rgb, png_bytes
+
+            self._texture_png = png_bytes(check_rgb("texture", self._face.crop))
+        return self._texture_png
+
+
+def _timed(fn: Callable[[_Writing, Path], None], name: str) -> Callable[[_Writing, Path, dict], None]:
     import time
 
-    def run(face: FaceResult, folder: Path, timings: dict[str, float]) -> None:
+    def run(face: _Writing, folder: Path, timings: dict[str, float]) -> None:
         t0 = time.perf_counter()
         fn(face, folder)
         timings[f"write_{name}_s"] = round(time.perf_counter() - t0, 4)
@@ -154,16 +175,16 @@ def _write_ply(face: FaceResult, folder: Path) -> None:
     write_ply(folder / "points.ply", points, colors)
 
 
-def _write_obj(face: FaceResult, folder: Path) -> None:
+def _write_obj(face: _Writing, folder: Path) -> None:
     from df2net.export import write_obj
 
-    write_obj(folder / "mesh.obj", face.surface, face.crop)
+    write_obj(folder / "mesh.obj", face.surface, face.crop, texture_png=face.texture_png)
 
 
-def _write_glb(face: FaceResult, folder: Path) -> None:
+def _write_glb(face: _Writing, folder: Path) -> None:
     from df2net.export import write_glb
 
-    write_glb(folder / "mesh.glb", face.surface, face.crop)
+    write_glb(folder / "mesh.glb", face.surface, face.crop, texture_png=face.texture_png)
 
 
 def _write_preview(face: FaceResult, folder: Path) -> None:

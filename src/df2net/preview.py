@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from df2net.render import rasterize, render_normals, vertex_normals
+from df2net.render import rasterize, render_grid_normals, render_normals, vertex_normals
 
 if TYPE_CHECKING:  # pragma: no cover
     from df2net.geometry import Mesh
@@ -76,7 +76,8 @@ def render_shaded(
     referenced = np.zeros(len(vertices), bool)
     referenced[faces.ravel()] = True  # a boolean index: np.unique would sort 3M indices
     used = vertices[referenced]
-    centre = (used.min(axis=0) + used.max(axis=0)) / 2.0
+    # Column by column: numpy reduces a short last axis slowly.
+    centre = np.array([(used[:, k].min() + used[:, k].max()) / 2.0 for k in range(3)])
     if normals is None:
         normals = vertex_normals(vertices, faces)
     p = vertices - centre
@@ -92,16 +93,21 @@ def render_shaded(
     screen[:, 0] = half + p[:, 0] * scale
     screen[:, 1] = half - p[:, 1] * scale
     screen[:, 2] = p[:, 2] * scale
-    raster = rasterize(screen, faces, size, size)
-    covered = raster.mask
-    pixel_normals = render_normals(screen, faces, raster, normals=normals)[covered]
+    grid = getattr(mesh, "grid", None)
+    drawn = None if grid is None else render_grid_normals(screen, grid, normals, size, size)
+    if drawn is None:  # any mesh: the general rasterizer
+        raster = rasterize(screen, faces, size, size)
+        drawn = render_normals(screen, faces, raster, normals=normals), raster.mask
+    pixel_normals, covered = drawn
 
     light = np.asarray(light_dir, dtype=np.float64)
     light = light / max(float(np.linalg.norm(light)), 1e-12)
+    # Over the whole frame (cheaper than gathering the covered pixels), then kept where covered.
     lambert = np.clip(pixel_normals @ light.astype(np.float32), 0.0, 1.0)
     intensity = _AMBIENT + (1.0 - _AMBIENT) * lambert
     clay = _CLAY.astype(np.float32)
-    image[covered] = np.rint(np.clip(intensity[:, None] * clay, 0.0, 1.0) * 255.0).astype(np.uint8)
+    shaded = np.rint(np.clip(intensity[..., None] * clay, 0.0, 1.0) * 255.0).astype(np.uint8)
+    np.copyto(image, shaded, where=covered[..., None])
     return image
 
 
@@ -134,7 +140,9 @@ def make_preview(crop_rgb: np.ndarray, mesh: Mesh, *, labels: bool = True) -> np
     size = crop.shape[0]
     if crop.shape[1] != size:
         crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
-    normals = vertex_normals(mesh.vertices, mesh.faces)  # once for both views: they turn with the mesh
+    # Once for both views (they turn with the mesh); a mesh that keeps them shares them.
+    kept = getattr(mesh, "smooth_normals", None)
+    normals = kept() if callable(kept) else vertex_normals(mesh.vertices, mesh.faces)
     front = render_shaded(mesh, size, FRONT_LIGHT, normals=normals)
     side = render_shaded(mesh, size, SIDE_LIGHT, view_rotation=SIDE_VIEW_DEGREES, normals=normals)
     panels = np.concatenate([front, side, crop], axis=1)
@@ -151,20 +159,31 @@ def write_preview(path: str | Path, crop_rgb: np.ndarray, mesh: Mesh, *, labels:
 
 
 def _label(panels: np.ndarray, size: int, captions: tuple[str, ...]) -> np.ndarray:
-    """Write each caption in the bottom-left corner of its panel, on a pale box."""
-    image = Image.fromarray(panels)
-    draw = ImageDraw.Draw(image)
+    """Write each caption in the bottom-left corner of its panel, on a pale box.
+
+    Only the strip of rows the boxes reach goes through Pillow (a copy of the whole picture
+    costs more than the drawing).
+    """
     font_size = max(10, size // 32)
     try:
         font: ImageFont.ImageFont | ImageFont.FreeTypeFont = ImageFont.load_default(font_size)
     except (TypeError, OSError):  # Pillow built without FreeType: the fixed bitmap font
         font = ImageFont.load_default()
     pad = max(2, font_size // 4)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    placed = []
     for i, text in enumerate(captions):
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
         x = i * size + pad * 2
         y = size - (bottom - top) - pad * 3
         box = (x - pad, y - pad, x + right - left + pad, y + bottom - top + pad)
-        draw.rectangle(box, fill=(240, 240, 240))
-        draw.text((x - left, y - top), text, fill=(40, 40, 40), font=font)
-    return np.asarray(image)
+        placed.append((text, box, (x - left, y - top)))
+    first_row = max(0, min(box[1] for _, box, _ in placed) - 1)
+    strip = Image.fromarray(np.ascontiguousarray(panels[first_row:]))
+    draw = ImageDraw.Draw(strip)
+    for text, box, (tx, ty) in placed:
+        draw.rectangle((box[0], box[1] - first_row, box[2], box[3] - first_row), fill=(240, 240, 240))
+        draw.text((tx, ty - first_row), text, fill=(40, 40, 40), font=font)
+    out = panels.copy()
+    out[first_row:] = np.asarray(strip)
+    return out

@@ -128,10 +128,15 @@ class FaceResult:
         return write_face(self, Path(folder), formats)
 
 
+def network_input_array(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Masked crops ``(B, S, S, 3)`` uint8 as ``(B, 3, S, S)`` float32 in [-1, 1] (``x / 127.5 - 1``)."""
+    masked = images.astype(np.float32) * masks[..., None]
+    return np.ascontiguousarray(masked.transpose(0, 3, 1, 2)) / np.float32(127.5) - np.float32(1.0)
+
+
 def to_network_input(images: np.ndarray, masks: np.ndarray, size: int) -> torch.Tensor:
     """Masked crops ``(B, S, S, 3)`` uint8 as a ``(B, 3, size, size)`` float tensor in [-1, 1]."""
-    masked = images.astype(np.float32) * masks[..., None]
-    x = torch.from_numpy(masked).permute(0, 3, 1, 2).div_(127.5).sub_(1.0)
+    x = torch.from_numpy(network_input_array(images, masks))
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="area")
     return x.contiguous()
@@ -152,6 +157,12 @@ def predict_stage_depths(
     Returns ``{stage: (B, S, S) float32}`` in crop pixels (not yet offset to the mask).
     """
     size = images.shape[1]
+    if size == config.input_size and hasattr(model, "stage_pixels"):
+        # A backend outside PyTorch (ONNX Runtime) on crops of the network's size: numpy from
+        # end to end. PyTorch's elementwise steps around it (the input's scaling, the depth's
+        # units) waited on their thread pool on a busy machine, 15-25 ms each; the values are
+        # the same to the bit.
+        return model.stage_pixels(network_input_array(images, masks))
     x = to_network_input(images, masks, config.input_size).to(device)
     stages = model.forward_stages(x)
     out = {}
@@ -183,6 +194,8 @@ class Reconstructor:
         max_megapixels: a photo file with more pixels (in millions) is refused from its header,
             before it is decoded (:data:`df2net.config.MAX_IMAGE_PIXELS`). Arrays are taken as
             they are.
+        threads: the network's threads (default: the physical cores; see
+            :func:`df2net.backends.make_backend`).
     """
 
     def __init__(
@@ -196,6 +209,7 @@ class Reconstructor:
         detector: str = "auto",
         min_face_size: int = _config.MIN_FACE_SIZE,
         max_megapixels: float = _config.MAX_MEGAPIXELS,
+        threads: int | None = None,
     ) -> None:
         from df2net.backends import make_backend, resolve_backend
         from df2net.face import FaceDetector
@@ -208,7 +222,7 @@ class Reconstructor:
         loaded = load_model(weights, device=str(self.device))
         self.model = loaded.model
         self.model_config = loaded.config
-        self.backend = make_backend(loaded, backend, self.device)
+        self.backend = make_backend(loaded, backend, self.device, threads)
         weights_path = getattr(loaded, "path", None) or weights
         self.model_info = {
             "weights": Path(weights_path).name if weights_path else "",  # file name only, never a path
@@ -290,22 +304,39 @@ class Reconstructor:
         faces of all of them go through :meth:`predict_depth` together (``max_batch`` at a time),
         and each photo's ``network_s`` is its faces' share of the time.
         """
-        every_crop = [crop for crops, _, _ in photos for crop in crops]
-        t0 = time.perf_counter()
-        depths = self.predict_depth(every_crop) if every_crop else {}
-        network_per_face = (time.perf_counter() - t0) / max(len(every_crop), 1)
-        results: list[FaceList[FaceResult]] = []
-        first = 0
+        jobs: list[tuple[FaceCrop, int, str, dict[str, float]]] = []
         for crops, source, timings in photos:
-            photo_timings = {**timings, "network_s": network_per_face * len(crops)}
-            per_face = {k: v / max(len(crops), 1) for k, v in photo_timings.items()}
+            share = {k: v / max(len(crops), 1) for k, v in timings.items()}
+            jobs += [(crop, i, source, share) for i, crop in enumerate(crops)]
+        made = iter(self.reconstruct_faces(jobs))
+        results: list[FaceList[FaceResult]] = []
+        for crops, _, _ in photos:
             faces: FaceList[FaceResult] = FaceList(skipped=skipped_of(crops))
-            for i, crop in enumerate(crops):
-                depth_i = {name: depths[name][first + i] for name in STAGES}
-                faces.append(FaceResult.from_crop(crop, i, source, depth_i, per_face, self.model_info))
-            first += len(crops)
+            faces.extend(next(made) for _ in crops)
             results.append(faces)
         return results
+
+    def reconstruct_faces(self, faces: Sequence[tuple[FaceCrop, int, str, dict[str, float]]]) -> list[FaceResult]:
+        """Run the network over faces of any photos (``max_batch`` at a time) and wrap each.
+
+        ``faces`` holds ``(crop, index, source, timings)``: a crop of :meth:`crop_faces`, its
+        index in its photo, the photo's source and the face's share of the photo's timings so
+        far; each result's timings add ``network_s``, this call's time per face.
+        """
+        t0 = time.perf_counter()
+        depths = self.predict_depth([crop for crop, _, _, _ in faces]) if faces else {}
+        network_per_face = (time.perf_counter() - t0) / max(len(faces), 1)
+        return [
+            FaceResult.from_crop(
+                crop,
+                index,
+                source,
+                {name: depths[name][k] for name in STAGES},
+                {**timings, "network_s": network_per_face},
+                self.model_info,
+            )
+            for k, (crop, index, source, timings) in enumerate(faces)
+        ]
 
 
 def _normalise_depth(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from df2net.io import write_text_atomic
 from df2net.outputs import face_folder
 
 if TYPE_CHECKING:  # pragma: no cover
+    from df2net.detection.skipped import SkippedFace
     from df2net.reconstruct import FaceResult
 
 #: File name of a photo's record in its output folder.
@@ -98,30 +99,56 @@ def save_photo(faces: list[FaceResult], out_dir: Path, photo: Photo, formats: fr
     the way counts as not done. Temporary folders a killed writer left behind and face folders
     beyond the new face count are removed.
     """
-    folder = Path(out_dir) / photo.stem
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / RECORD_NAME).unlink(missing_ok=True)
-    _remove_leftovers(folder, keep_faces=len(faces))
-    t0 = time.perf_counter()
-    files: dict[str, dict[str, int]] = {}
+    writer = PhotoWriter(out_dir, photo, len(faces), formats)
     for face in faces:
-        target = face_folder(Path(out_dir), photo.stem, face.index)
-        written = face.save(target, set(formats))
-        files[target.name] = {p.name: p.stat().st_size for p in written}
+        writer.add(face)
+    return writer.finish(skipped_of(faces))
+
+
+class PhotoWriter:
+    """:func:`save_photo` in steps, for a caller that has a photo's faces one at a time.
+
+    Made with the number of faces to come (the old record and leftovers go at once), then
+    :meth:`add` writes each face's folder as it comes, and :meth:`finish` writes the record.
+    """
+
+    def __init__(self, out_dir: Path, photo: Photo, faces: int, formats: frozenset[str]) -> None:
+        self.out_dir, self.photo, self.formats = Path(out_dir), photo, formats
+        folder = self.out_dir / photo.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / RECORD_NAME).unlink(missing_ok=True)
+        _remove_leftovers(folder, keep_faces=faces)
+        self.record_path = folder / RECORD_NAME
+        self.faces: list[FaceResult] = []
+        self.files: dict[str, dict[str, int]] = {}
+        self.write_s = 0.0
+
+    def add(self, face: FaceResult) -> None:
+        """Write one face's folder."""
+        t0 = time.perf_counter()
+        target = face_folder(self.out_dir, self.photo.stem, face.index)
+        written = face.save(target, set(self.formats))
+        self.files[target.name] = {p.name: p.stat().st_size for p in written}
+        self.faces.append(face)
         fault_point("write")
-    timings = {**photo_timings(faces), "write_s": time.perf_counter() - t0}
-    sha = faces[0].model_info.get("sha256", "") if faces else ""
-    record = PhotoRecord(
-        source=photo.absolute,
-        faces=len(faces),
-        formats=sorted(formats),
-        files=files,
-        weights_sha256=sha,
-        skipped_faces=[s.to_json() for s in skipped_of(faces)],
-        timings_s={k: round(v, 4) for k, v in timings.items()},
-    )
-    write_text_atomic(folder / RECORD_NAME, record.to_json())
-    return record
+        self.write_s += time.perf_counter() - t0
+
+    def finish(self, skipped: list[SkippedFace]) -> PhotoRecord:
+        """Write the record of the faces added (``skipped``: the photo's faces found but not
+        reconstructed); return it."""
+        timings = {**photo_timings(self.faces), "write_s": self.write_s}
+        sha = self.faces[0].model_info.get("sha256", "") if self.faces else ""
+        record = PhotoRecord(
+            source=self.photo.absolute,
+            faces=len(self.faces),
+            formats=sorted(self.formats),
+            files=self.files,
+            weights_sha256=sha,
+            skipped_faces=[s.to_json() for s in skipped],
+            timings_s={k: round(v, 4) for k, v in timings.items()},
+        )
+        write_text_atomic(self.record_path, record.to_json())
+        return record
 
 
 def completed_record(

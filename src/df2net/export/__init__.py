@@ -16,6 +16,7 @@ Each kind of file has its own module; this package only gathers their names:
 - :mod:`df2net.export.obj`: the OBJ mesh with its material and texture
   (its numbers printed by :mod:`df2net.export.text_rows`);
 - :mod:`df2net.export.glb`: the binary glTF mesh;
+- :mod:`df2net.export.png`: the PNG encoder every picture goes through;
 - :mod:`df2net.export.common`: what they share (PNG level, all-or-nothing sets, checks).
 """
 

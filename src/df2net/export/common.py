@@ -7,19 +7,17 @@ Also the mesh helpers of the two mesh writers (:mod:`df2net.export.obj`,
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 if TYPE_CHECKING:  # pragma: no cover
     from df2net.geometry import Mesh
 
-#: zlib level of every PNG written (0-9). Level 1 encodes a 512x512 crop about four times
-#: faster than Pillow's default 6, for files 10-25 % larger.
+#: zlib level of every PNG written (0-9; :mod:`df2net.export.png`). Level 1 encodes a 512x512
+#: crop about four times faster than zlib's default 6, for files 10-25 % larger.
 PNG_COMPRESS_LEVEL: int = 1
 
 #: Name of the one material of exported meshes.
@@ -27,10 +25,10 @@ MATERIAL: str = "face"
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    """An RGB image encoded as PNG (at :data:`PNG_COMPRESS_LEVEL`)."""
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    """An RGB image encoded as PNG (at :data:`PNG_COMPRESS_LEVEL`; :mod:`df2net.export.png`)."""
+    from df2net.export.png import png_bytes as encode
+
+    return encode(rgb)
 
 
 @contextlib.contextmanager
@@ -67,6 +65,14 @@ def smooth_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     from df2net.render import vertex_normals
 
     return vertex_normals(vertices, faces)
+
+
+def mesh_normals(mesh: Mesh, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """:func:`smooth_normals` of a mesh (its checked ``vertices`` and ``faces``); a mesh that
+    keeps its own (:meth:`df2net.geometry.Mesh.smooth_normals`) is asked for them, so the
+    writers of one mesh compute them once."""
+    kept = getattr(mesh, "smooth_normals", None)
+    return kept() if callable(kept) else smooth_normals(vertices, faces)
 
 
 def check_2d(name: str, array: np.ndarray) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from df2net.export.common import PNG_COMPRESS_LEVEL, all_or_nothing, check_2d, check_mask
+from df2net.export.common import all_or_nothing, check_2d, check_mask
 from df2net.export.images import write_rgb_png
+from df2net.export.png import write_png
 from df2net.io import atomic_path, write_text_atomic
 
 #: Largest code of the 16-bit depth PNG; face pixels use 1..DEPTH16_MAX, background is 0.
@@ -84,8 +85,7 @@ def write_depth_png16(path: str | Path, depth: np.ndarray, mask: np.ndarray) -> 
     with all_or_nothing() as written:
         write_text_atomic(sidecar, json.dumps(meta, indent=2) + "\n")
         written.append(sidecar)
-        with atomic_path(path) as tmp:
-            Image.fromarray(codes).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        write_png(path, codes)
     return encoding
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from df2net.export.common import MATERIAL, check_rgb, mesh_arrays, png_bytes, smooth_normals
+from df2net.export.common import MATERIAL, check_rgb, mesh_arrays, mesh_normals, png_bytes
 from df2net.io import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,8 +20,9 @@ _ARRAY_BUFFER = 34962
 _ELEMENT_ARRAY_BUFFER = 34963
 
 
-def write_glb(path: str | Path, mesh: Mesh, texture: np.ndarray | None) -> None:
-    """Write a binary glTF (``.glb``) with smooth normals and the texture embedded as PNG.
+def write_glb(path: str | Path, mesh: Mesh, texture: np.ndarray | None, *, texture_png: bytes | None = None) -> None:
+    """Write a binary glTF (``.glb``) with smooth normals and the texture embedded as PNG
+    (``texture_png`` when given: ``texture`` encoded already).
 
     The material is a matte PBR one (metallic 0, roughness 1, double-sided) whose base colour is
     the texture; without a texture, ``mesh.colors`` become vertex colours when set. glTF's frame
@@ -34,7 +35,7 @@ def write_glb(path: str | Path, mesh: Mesh, texture: np.ndarray | None) -> None:
     positions = vertices.astype(np.float32)
     attributes: dict[str, np.ndarray] = {
         "POSITION": positions,
-        "NORMAL": smooth_normals(vertices, faces).astype(np.float32),
+        "NORMAL": mesh_normals(mesh, vertices, faces).astype(np.float32),
     }
     colors = getattr(mesh, "colors", None)
     if texture is not None:
@@ -89,7 +90,8 @@ def write_glb(path: str | Path, mesh: Mesh, texture: np.ndarray | None) -> None:
             array, _ARRAY_BUFFER, bounds=name == "POSITION", normalized=name == "COLOR_0"
         )
     if texture is not None:
-        gltf["images"] = [{"bufferView": add_view(png_bytes(texture)), "mimeType": "image/png"}]
+        png = texture_png if texture_png is not None else png_bytes(texture)
+        gltf["images"] = [{"bufferView": add_view(png), "mimeType": "image/png"}]
         gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
         gltf["textures"] = [{"source": 0, "sampler": 0}]
         pbr = {"baseColorTexture": {"index": 0}, "baseColorFactor": [1.0, 1.0, 1.0, 1.0]}

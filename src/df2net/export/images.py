@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from df2net.export.common import PNG_COMPRESS_LEVEL, check_2d, check_mask, check_rgb
-from df2net.io import atomic_path
+from df2net.export.common import check_2d, check_mask, check_rgb
+from df2net.export.png import write_png
 
 
 def write_normals_png(path: str | Path, normals: np.ndarray, mask: np.ndarray) -> None:
@@ -45,13 +45,9 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
     """Write a bool mask ``(H, W)`` as an 8-bit grayscale PNG, 255 on the face and 0 elsewhere."""
     mask = np.asarray(mask)
     check_2d("mask", mask)
-    with atomic_path(path) as tmp:
-        codes = np.where(mask.astype(bool), 255, 0).astype(np.uint8)
-        Image.fromarray(codes).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    write_png(path, np.where(mask.astype(bool), 255, 0).astype(np.uint8))
 
 
 def write_rgb_png(path: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB image ``(H, W, 3)`` uint8 as a PNG."""
-    rgb = check_rgb("image", rgb)
-    with atomic_path(path) as tmp:
-        Image.fromarray(rgb).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    write_png(path, check_rgb("image", rgb))

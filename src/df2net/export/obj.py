@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from df2net.export.common import (
     MATERIAL,
-    PNG_COMPRESS_LEVEL,
     all_or_nothing,
     check_rgb,
     mesh_arrays,
-    smooth_normals,
+    mesh_normals,
+    png_bytes,
 )
 from df2net.export.text_rows import format_rows
 from df2net.io import atomic_path, write_text_atomic
@@ -23,7 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from df2net.geometry import Mesh
 
 
-def write_obj(path: str | Path, mesh: Mesh, texture: np.ndarray | None) -> list[Path]:
+def write_obj(
+    path: str | Path, mesh: Mesh, texture: np.ndarray | None, *, texture_png: bytes | None = None
+) -> list[Path]:
     """Write a Wavefront OBJ with smooth normals, its material and its texture beside it.
 
     For ``DIR/name.obj`` this writes ``DIR/name.png`` (the texture), ``DIR/name.mtl`` (one
@@ -38,6 +39,8 @@ def write_obj(path: str | Path, mesh: Mesh, texture: np.ndarray | None) -> list[
         path: the ``.obj`` file.
         mesh: the :class:`df2net.geometry.Mesh` (vertices in the conventions' frame).
         texture: ``(H, W, 3)`` uint8 RGB that ``mesh.uv`` indexes (the crop), or None.
+        texture_png: ``texture`` encoded as PNG already (:func:`df2net.export.common.png_bytes`,
+            say for the GLB too), written as it is.
 
     Returns:
         The files written, OBJ first.
@@ -50,7 +53,7 @@ def write_obj(path: str | Path, mesh: Mesh, texture: np.ndarray | None) -> list[
         if texture is not None:
             png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
             with atomic_path(png) as tmp:
-                Image.fromarray(texture).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+                tmp.write_bytes(texture_png if texture_png is not None else png_bytes(texture))
             written.append(png)
             write_text_atomic(
                 mtl,
@@ -69,7 +72,7 @@ def _obj_text(
 ) -> str:
     """The OBJ file's text; textured (``vt``, ``usemtl``) when ``mtl_name`` is given."""
     textured = mtl_name is not None
-    normals = smooth_normals(vertices, faces)
+    normals = mesh_normals(mesh, vertices, faces)
     lines = ["# df2net face mesh: X right, Y up, Z toward the viewer; units: crop pixels"]
     if textured:
         lines.append(f"mtllib {mtl_name}")

@@ -33,6 +33,10 @@ def format_rows(fmt: str, rows: np.ndarray) -> str:
         raise ValueError(f"format {fmt!r} does not fit rows of shape {rows.shape}")
     if rows.dtype.kind == "f" and (not np.isfinite(rows).all() or np.abs(rows).max() >= _FAST_LIMIT):
         return (fmt * len(rows)) % tuple(rows.ravel().tolist())
+    if all(kind == "d" for kind, _ in specs):
+        text = _small_int_rows(rows, literals)
+        if text is not None:
+            return text
     n = len(rows)
     # The characters of every column, computed together for the columns of one kind, laid out
     # character-major ((W, N) planes) so that every step reads and writes contiguous memory.
@@ -63,8 +67,40 @@ def format_rows(fmt: str, rows: np.ndarray) -> str:
         if i < len(specs):
             table[at : at + chars[i].shape[0]] = chars[i]
             at += chars[i].shape[0]
-    table = np.ascontiguousarray(table.T)  # one row of text per row
-    return table[table != 0].tobytes().decode("ascii")
+    text = np.ascontiguousarray(table.T).reshape(-1)  # one row of text per row
+    return text[text != 0].tobytes().decode("ascii")
+
+
+def _small_int_rows(rows: np.ndarray, literals: list[str]) -> str | None:
+    """:func:`format_rows` of ``%d`` columns of small non-negative integers (mesh indices), or
+    None when they are not that.
+
+    Each number is printed once; every row is then one 8-byte word per column, looked up: the
+    number right-aligned with the text that follows it (zero bytes before), after a word for
+    the row's leading text. The words are read back as bytes without their zeros. Twice as fast
+    as the general path for OBJ faces, which does the same byte by byte.
+    """
+    ints = (rows if rows.dtype.kind in "iub" else np.trunc(rows)).astype(np.int64)
+    high = int(ints.max())
+    if int(ints.min()) < 0 or high >= ints.size // 2:
+        return None
+    digits = fixed_point_chars(np.arange(high + 1)[None], 0)[:, 0].T  # (high + 1, W)
+    width = digits.shape[1]
+    encoded = [lit.encode("ascii") for lit in literals]
+    if len(encoded[0]) > 8 or any(width + len(lit) > 8 for lit in encoded[1:]):
+        return None
+    words = np.empty((len(ints), len(encoded)), np.uint64)
+    words[:, 0] = np.frombuffer(encoded[0].rjust(8, b"\0"), np.uint64)[0]
+    tables: dict[bytes, np.ndarray] = {}
+    for i, lit in enumerate(encoded[1:]):
+        if lit not in tables:  # the number with this text after it, as one word per number
+            table = np.zeros((high + 1, 8), np.uint8)
+            table[:, 8 - len(lit) - width : 8 - len(lit)] = digits
+            table[:, 8 - len(lit) :] = np.frombuffer(lit, np.uint8)
+            tables[lit] = table.view(np.uint64)[:, 0]
+        words[:, i + 1] = tables[lit][ints[:, i]]
+    text = words.view(np.uint8).reshape(-1)
+    return text[text != 0].tobytes().decode("ascii")
 
 
 def fixed_point_chars(scaled: np.ndarray, decimals: int) -> np.ndarray:
@@ -78,10 +114,12 @@ def fixed_point_chars(scaled: np.ndarray, decimals: int) -> np.ndarray:
     magnitude = np.abs(scaled)
     width = max(len(str(int(magnitude.max()))), decimals + 1)
     digits = np.empty((width, *scaled.shape), np.uint8)
-    rest = magnitude.copy()
+    # Unsigned division by a constant is several times faster than int64's % and //.
+    rest = magnitude.astype(np.uint32 if int(magnitude.max()) < 2**32 else np.uint64)
     for k in range(width - 1, -1, -1):
-        digits[k] = rest % 10
-        rest //= 10
+        quotient = rest // 10
+        digits[k] = rest - quotient * 10
+        rest = quotient
     digits += ord("0")
     # Blank the leading zeros, keeping at least one digit before the decimal point.
     length = np.full(scaled.shape, decimals + 1, np.int64)
