@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from df2net.face import fill_polygon
 from df2net.geometry import depth_to_normals
-from df2net.metrics import align_depth, depth_range, normal_angles
+from df2net.metrics import align_depth, depth_range, mean_normal_angle
 
 MOUTH = tuple(range(48, 60))
 EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
@@ -48,7 +48,7 @@ def region_scores(pred: np.ndarray, depth: np.ndarray, normals: np.ndarray, mask
     aligned = align_depth(pred, depth, mask)
     where = region & mask
     err = float(np.mean(np.abs(aligned - depth)[where])) / depth_range(depth, mask) * 100.0
-    ang = float(np.mean(normal_angles(depth_to_normals(aligned, mask), normals)[where]))
+    ang = mean_normal_angle(depth_to_normals(aligned, mask), normals, where)
     return err, ang
 
 

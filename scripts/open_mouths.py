@@ -21,6 +21,7 @@ import numpy as np
 from df2net import Reconstructor
 from df2net.errors import InputError
 from df2net.io import iter_image_files
+from df2net.reconstruct import STAGES
 
 #: Outer eye corners' distance taken as this many millimetres.
 EYE_CORNERS_MM = 90.0
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("photos", nargs="+", type=Path)
     ap.add_argument("--weights", action="append", default=None, help="weights file (repeat to compare; default: the shipped ones)")
     ap.add_argument("--min-gap", type=float, default=0.08, help="inner-lip gap, over the eye-corner distance, that counts as open")
-    ap.add_argument("--stage", default="finer", choices=["dense", "fine", "finer"])
+    ap.add_argument("--stage", default="finer", choices=list(STAGES))
     args = ap.parse_args(argv)
     files = iter_image_files(args.photos)
     weights = args.weights or [None]

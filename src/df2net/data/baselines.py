@@ -37,19 +37,15 @@ def fill_outside(depth: np.ndarray, valid: np.ndarray, where: np.ndarray) -> np.
 def baseline_method(sfm_dir: str | Path | None = None, subdivision_levels: int = 1) -> Method:
     """A :data:`df2net.data.eval_sample.Method` giving the mean-face and landmark-fit depth of a sample."""
     from df2net.data.fitting import fit_landmarks, project_with_pose
-    from df2net.data.sfm import load_sfm, model_subdivision
-    from df2net.geometry import smooth_depth
-    from df2net.render import rasterize
+    from df2net.data.sfm import load_sfm
+    from df2net.data.surface import render_depth
 
     model = load_sfm(sfm_dir)
-    sub = model_subdivision(model, subdivision_levels)
     mean_vertices = model.vertices()
 
     def render(screen: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        size = mask.shape[0]
-        raster = rasterize(sub.apply(screen), sub.faces, size, size)
-        depth = smooth_depth(raster.depth, raster.mask, 1.2)
-        return fill_outside(depth, raster.mask, mask)
+        depth, surface = render_depth(model, screen, mask.shape[0], subdivision_levels, 1.2)
+        return fill_outside(depth, surface, mask)
 
     def run(sample: Sample) -> dict[str, np.ndarray]:
         size = sample.mask.shape[0]

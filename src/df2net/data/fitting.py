@@ -109,7 +109,7 @@ def fit_face_model(model: Any, landmarks: np.ndarray, width: int, height: int) -
 
     Both results have ``vertices``, ``screen``, ``rotation``, ``scale``, ``image_size`` and ``params()``.
     """
-    if getattr(model, "name", "sfm") == "ict":
+    if model.name == "ict":
         from df2net.data.ict_fit import fit_ict_landmarks
 
         return fit_ict_landmarks(model, landmarks, width, height)
@@ -198,7 +198,7 @@ def fit_photo_sample(
     normals = depth_to_normals(depth, surface)
     params = {
         "kind": "fits",
-        "face_model": getattr(model, "name", "sfm"),
+        "face_model": model.name,
         "source": str(source),
         **fit.params(),
         "px_per_mm": round(px_per_mm, 6),

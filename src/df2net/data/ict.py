@@ -58,7 +58,6 @@ class Region:
     EYE_SOCKET = 4
     EYEBALL = 5
 
-    NAMES = ("skin", "mouth", "gums", "teeth", "eye_socket", "eyeball")
 
 
 #: Linear-light albedo of the non-skin regions (the skin takes the photo texture). The eyeball's
@@ -130,18 +129,13 @@ class IctModel(LinearFaceModel):
 
     name = "ict"
 
-    @property
-    def key(self) -> str:
-        """A string naming this model in caches."""
-        return f"ict:{self.path}"
-
     def expression_index(self, name: str) -> int:
         """Column of the blendshape ``name`` (e.g. ``"jawOpen"``)."""
         return self.expression_names.index(name)
 
     def subdivision(self, levels: int = 1) -> Subdivision:
         """Loop subdivision of the rendered triangles (built once per process and level count)."""
-        return _ict_subdivision(str(self.path), int(levels))
+        return _ict_subdivision(self, int(levels))
 
     def atlas_triangles(self, max_mm: float = 3.0) -> np.ndarray:
         """``(M', 3)`` skin triangles the SFM atlas covers (every corner within ``max_mm`` of it).
@@ -310,8 +304,7 @@ def load_ict(path: str | Path | None = None, sfm_dir: str | Path | None = None) 
 
 
 @functools.lru_cache(maxsize=4)
-def _ict_subdivision(path: str, levels: int) -> Subdivision:
-    model = load_ict(path)
+def _ict_subdivision(model: IctModel, levels: int) -> Subdivision:
     return loop_subdivision(model.triangles, model.n_vertices, levels)
 
 

@@ -123,11 +123,10 @@ def _angles(r: np.ndarray) -> tuple[float, float, float]:
 
 
 @functools.lru_cache(maxsize=2)
-def _contour_candidates(key: str, strip_mm: float) -> tuple[np.ndarray, ...]:
+def _contour_candidates(model: IctModel, strip_mm: float) -> tuple[np.ndarray, ...]:
     """Per sliding jaw landmark, the face vertices of its horizontal strip toward the ear."""
-    from df2net.data.ict import Region, load_ict
+    from df2net.data.ict import Region
 
-    model = load_ict(key.split(":", 1)[1])
     face = np.nonzero(model.vertex_region == Region.SKIN)[0]
     face = face[face < model.n_face_vertices]
     p = model.mean[face]
@@ -168,7 +167,7 @@ def fit_ict_landmarks(model: IctModel, landmarks: np.ndarray, width: int, height
         raise ValueError(f"expected (68, 2) landmarks, got {lm2.shape}")
     k_id = min(cfg.n_identity, model.n_shape)
     exp_cols = np.array([model.expression_index(n) for n in FITTED_EXPRESSIONS])
-    cands = _contour_candidates(model.key, cfg.contour_strip_mm)
+    cands = _contour_candidates(model, cfg.contour_strip_mm)
     n_v = model.n_vertices
     basis_id = model.shape_basis[:, :k_id].reshape(n_v, 3, k_id)
     basis_ex = model.expression_basis[:, exp_cols].reshape(n_v, 3, len(exp_cols))
@@ -198,9 +197,9 @@ def fit_ict_landmarks(model: IctModel, landmarks: np.ndarray, width: int, height
         b = ((lm2 - t) / s - model.mean[idx] @ p2.T).reshape(-1)
         sol = lsq_linear(np.vstack([a, np.diag(reg)]), np.r_[b, np.zeros(len(reg))], bounds=(lower, upper), method="bvls")
         w_id, w_ex = sol.x[:k_id], sol.x[k_id:]
-        for a, b in pairs:
-            if w_ex[a] > 0 and w_ex[b] > 0:
-                weaker = a if w_ex[a] < w_ex[b] else b
+        for i, j in pairs:
+            if w_ex[i] > 0 and w_ex[j] > 0:
+                weaker = i if w_ex[i] < w_ex[j] else j
                 upper[k_id + weaker] = 1e-12  # held at zero from here on
                 w_ex[weaker] = 0.0
         r, s, t = _pose(shape_at(idx), lm2)

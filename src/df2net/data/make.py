@@ -224,7 +224,7 @@ def make_data(
             (default all).
         face_model: the face world, ``"ict"`` or ``"sfm"`` (:mod:`df2net.data.face_model`).
         sfm_dir: the Surrey Face Model folder (default ``../shared/data/sfm`` beside the repo);
-            the ICT world needs it too (its UV layout, and eos's fits for photo textures).
+            the ICT world needs it too (its UV layout).
         ict_path: the ICT model npz (default in ``../shared/data/ict_face_model``).
         texture_cache: where photo textures are cached (default ``out/textures``).
         texture_resolution: texture side in texels.

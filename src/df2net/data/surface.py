@@ -25,7 +25,7 @@ def pixel_regions(model: Any, face_index: np.ndarray, m: np.ndarray) -> np.ndarr
     """
     from df2net.data.ict import Region
 
-    if getattr(model, "name", "sfm") != "ict":
+    if model.name != "ict":
         return np.full(int(m.sum()), Region.SKIN, np.int8)
     return model.triangle_region[face_index[m] % len(model.triangles)]
 
@@ -57,12 +57,13 @@ def render_depth(model: Any, screen: np.ndarray, size: int, levels: int, smooth_
     ``screen``: ``(N, 3)`` the model's vertices in the image frame ``(u, v, z)``, z larger =
     nearer; the mesh is Loop-subdivided ``levels`` times, rasterized and smoothed by region.
     """
+    from df2net.data.ict import Region
     from df2net.render import rasterize
 
     sub = model.subdivision(levels)
     ras = rasterize(sub.apply(screen), sub.faces, size, size)
     surface = ras.mask
     regions = pixel_regions(model, ras.face_index, surface)
-    depth = smooth_by_region(ras.depth, surface, regions == 0, smooth_px)
+    depth = smooth_by_region(ras.depth, surface, regions == Region.SKIN, smooth_px)
     depth[~surface] = 0.0
     return depth.astype(np.float32), surface

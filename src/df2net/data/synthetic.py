@@ -414,7 +414,7 @@ def render_synthetic(
 
         smooth_sigma = cfg.base_smooth_crop_px * crop_side / size
         regions = pixel_regions(model, ras.face_index, m)
-        skin_px = regions == 0
+        skin_px = regions == Region.SKIN
         base = smooth_by_region(ras.depth, m, skin_px, smooth_sigma)
         uvp = ras.interpolate(uv_fine)[m]  # (P, 2)
         depth_full = base.copy()

@@ -22,6 +22,7 @@ background-only version of the photo for synthetic backgrounds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -106,8 +107,9 @@ def _vertex_confidence(fit: FaceFit, model: SurreyModel) -> np.ndarray:
     return (frontal * visible).astype(np.float64), normals
 
 
+@functools.lru_cache(maxsize=4)
 def _ict_uv_raster(model: Any, resolution: int) -> Any:
-    """The ICT skin triangles the atlas covers, rasterized in texture space."""
+    """The ICT skin triangles the atlas covers, rasterized in texture space (once per model and resolution)."""
     from df2net.render import rasterize
 
     r = int(resolution)
@@ -138,7 +140,7 @@ def extract_face_texture(
     from df2net.shading import fit_sh_lighting, shade
 
     r = int(resolution)
-    if getattr(model, "name", "sfm") == "ict":
+    if model.name == "ict":
         raw, seen, ras = pull_ict_texture(rgb, fit, model, r)
     else:
         import eos
@@ -150,7 +152,7 @@ def extract_face_texture(
         ras = uv_raster(model, r)
     cover = uv_raster(model.atlas, r).mask
     conf_v, normals_v = _vertex_confidence(fit, model)
-    conf = np.clip(ras.interpolate(conf_v), 0.0, 1.0) * ras.mask * cover * seen
+    conf = np.clip(ras.interpolate(conf_v), 0.0, 1.0) * cover * seen  # seen lies inside the raster
     conf = ndimage.minimum_filter(conf, size=3)  # keep off the visibility edge
     normals = ras.interpolate(normals_v)
     normals /= np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-6)
