@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -73,9 +73,13 @@ def same_face(c1: np.ndarray, s1: float, c2: np.ndarray, s2: float) -> bool:
     return float(np.linalg.norm(c1 - c2)) < 0.5 * max(s1, s2) and max(s1, s2) < 2.0 * min(s1, s2)
 
 
-def suppress(cands: list[Candidate], key: Callable[[Candidate], float]) -> list[Candidate]:
+#: Anything with a ``centre`` and a ``side``: candidates, detections.
+Boxed = TypeVar("Boxed")
+
+
+def suppress(cands: list[Boxed], key: Callable[[Boxed], float]) -> list[Boxed]:
     """Greedy non-maximum suppression: a candidate near a better one (:func:`same_face`) is dropped."""
-    kept: list[Candidate] = []
+    kept: list[Boxed] = []
     for c in sorted(cands, key=key, reverse=True):
         if not any(same_face(c.centre, c.side, k.centre, k.side) for k in kept):
             kept.append(c)

@@ -156,7 +156,7 @@ class FaceDetector:
                 faces.append(face)
             elif cand.score >= config.MIN_FACE_SCORE:  # what HOG alone (``"hog"``) would keep
                 unconfirmed.append(cand)
-        faces = _unique(faces)
+        faces = suppress(faces, key=lambda f: f.score)  # candidates that converged on one face
         faces.sort(key=lambda f: float(f.centre[0]))
         skipped = [self._too_small(f) for f in faces if f.side < self.min_face_size]
         for cand in unconfirmed:  # unless another candidate of the same face was confirmed
@@ -202,15 +202,6 @@ def _not_confirmed(cand: Candidate) -> SkippedFace:
     why = f"HOG scored it {cand.score:.2f}; dlib's CNN did not confirm it as a face"
     box = tuple(float(v) for v in _box(cand.centre, cand.side))
     return SkippedFace("not_confirmed", box, cand.angle, round(cand.score, 4), why)
-
-
-def _unique(faces: list[FaceDetection]) -> list[FaceDetection]:
-    """Faces of different candidates that converged on one face: keep the best scored."""
-    kept: list[FaceDetection] = []
-    for f in sorted(faces, key=lambda f: f.score, reverse=True):
-        if not any(same_face(f.centre, f.side, k.centre, k.side) for k in kept):
-            kept.append(f)
-    return kept
 
 
 _default_detector: FaceDetector | None = None
