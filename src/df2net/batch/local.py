@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING, Any
 from df2net.batch.inputs import Photo
 from df2net.batch.options import ReconstructOptions
 from df2net.batch.records import PhotoWriter, completed_record
-from df2net.batch.results import RESULTS_NAME, PhotoResult, RunSummary, describe_error, write_results_table
+from df2net.batch.results import RESULTS_NAME, PhotoResult, RunSummary, failure_of, write_results_table
 from df2net.detection.skipped import skipped_of
-from df2net.errors import Df2netError
 
 if TYPE_CHECKING:  # pragma: no cover
     from df2net.reconstruct import FaceResult, Reconstructor
@@ -216,10 +215,7 @@ class _Pipeline:
     def _failed(self, photo: Photo, exc: Exception) -> PhotoResult:
         """The row of a photo that failed with ``exc``; in debug mode an internal error stops
         the run instead."""
-        if self.debug and not isinstance(exc, Df2netError):
-            raise exc
-        skipped = [s.to_json() for s in skipped_of(exc)]
-        return PhotoResult.failed(photo, describe_error(photo.path, exc), skipped)
+        return PhotoResult.failed(photo, *failure_of(photo.path, exc, self.debug))
 
     def _guarded(self, step) -> None:
         """Run a step; an exception stops every step and is raised again by :meth:`run`."""

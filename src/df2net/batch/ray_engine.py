@@ -48,11 +48,10 @@ from df2net.batch.results import (
     RESULTS_NAME,
     PhotoResult,
     RunSummary,
-    describe_error,
+    failure_of,
     write_results_table,
 )
 from df2net.batch.tries import TryLog, gave_up_cause
-from df2net.detection.skipped import skipped_of
 from df2net.errors import Df2netError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,10 +132,8 @@ def _photo(row: dict[str, Any]) -> Photo:
 
 
 def _failed(row: dict[str, Any], photo: Photo, exc: BaseException, debug: bool) -> dict[str, Any]:
-    if debug and not isinstance(exc, Df2netError):
-        raise exc
-    skipped = json.dumps([s.to_json() for s in skipped_of(exc)])
-    return {**row, "status": FAILED, "error": describe_error(photo.path, exc), "skipped": skipped, "payload": b""}
+    error, skipped = failure_of(photo.path, exc, debug)
+    return {**row, "status": FAILED, "error": error, "skipped": json.dumps(skipped), "payload": b""}
 
 
 def _given_up(photo: Photo, stage: str) -> Df2netError:

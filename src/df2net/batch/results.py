@@ -119,6 +119,16 @@ def describe_error(source: str, exc: BaseException) -> str:
     return f"{source}: internal error: {type(exc).__name__}: {exc}".splitlines()[0]
 
 
+def failure_of(source: str, exc: BaseException, debug: bool = False) -> tuple[str, list[dict[str, Any]]]:
+    """A failed photo's one-line error and the faces it skipped (JSON-ready); in ``debug`` mode an
+    internal error (not a :class:`~df2net.errors.Df2netError`) is raised again instead."""
+    from df2net.detection.skipped import skipped_of
+
+    if debug and not isinstance(exc, Df2netError):
+        raise exc
+    return describe_error(source, exc), [s.to_json() for s in skipped_of(exc)]
+
+
 @dataclass
 class RunSummary:
     """The outcome of a run: every photo's row and the time it took."""
