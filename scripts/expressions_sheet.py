@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("photos", nargs="+")
     ap.add_argument("--before", required=True, help="weights before (e.g. the previous shipped file)")
     ap.add_argument("--after", default=None, help="weights after (default: the shipped ones)")
+    ap.add_argument("--names", nargs=2, default=("before", "after"), help="what to call the two weights in the captions")
     ap.add_argument("--tile", type=int, default=256)
     args = ap.parse_args()
     recs = [("before", Reconstructor(weights=args.before)), ("after", Reconstructor(weights=args.after))]
@@ -54,7 +55,8 @@ def main() -> None:
     draw = ImageDraw.Draw(head)
     font = sheet_font(16)
     t = args.tile + 4
-    for j, caption in enumerate(["photo", "before: front", "before: turned", "after: front", "after: turned"]):
+    b, a = args.names
+    for j, caption in enumerate(["photo", f"{b}: front", f"{b}: turned", f"{a}: front", f"{a}: turned"]):
         draw.text((j * t + 6, 6), caption, fill=(0, 0, 0), font=font)
     write_rgb_png(args.out, np.concatenate([np.asarray(head), sheet]))
 
