@@ -55,6 +55,33 @@ def box_corners(box: Sequence[float], angle_deg: float = 0.0) -> np.ndarray:
     return local @ rotation(angle_deg).T + centre
 
 
+
+class TurnedBox:
+    """Geometry of a ``box`` ``(x0, y0, x1, y1)`` turned by ``angle`` degrees about its centre.
+
+    Shared by the faces a detector keeps and those it skips; the subclass holds ``box`` and ``angle``.
+    """
+
+    box: Sequence[float]
+    angle: float
+
+    @property
+    def side(self) -> float:
+        """Side of the (near-square) box in pixels: the mean of its width and height."""
+        x0, y0, x1, y1 = (float(c) for c in self.box)
+        return 0.5 * ((x1 - x0) + (y1 - y0))
+
+    @property
+    def centre(self) -> np.ndarray:
+        """``(2,)`` image point at the centre of the box."""
+        x0, y0, x1, y1 = (float(c) for c in self.box)
+        return np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
+
+    def corners(self) -> np.ndarray:
+        """``(4, 2)`` image points of the turned box's corners, from its top-left, clockwise."""
+        return box_corners(np.asarray(self.box, np.float64), self.angle)
+
+
 def crop_to_image(points: np.ndarray, crop_box: Sequence[float], size: int) -> np.ndarray:
     """Crop-frame points ``(..., 2)`` to image pixels, for a crop of ``size`` pixels."""
     x0, y0, side, angle = as_crop_box(crop_box)

@@ -25,7 +25,7 @@ import numpy as np
 
 from df2net import config
 from df2net.config import DetectConfig
-from df2net.cropbox import box_corners
+from df2net.cropbox import TurnedBox
 from df2net.detection.candidates import Candidate, cnn_candidates, hog_candidates, same_face, suppress
 from df2net.detection.landmarks import Landmarker, eye_angle, landmark_box
 from df2net.detection.models import CNN_MODEL_NAME, landmark_model_path, load_dlib_model, model_path
@@ -42,7 +42,7 @@ FACE_BOXES = ("landmarks", "detector")
 
 
 @dataclass
-class FaceDetection:
+class FaceDetection(TurnedBox):
     """One face found in an image, in image pixels.
 
     Attributes:
@@ -65,22 +65,6 @@ class FaceDetection:
     angle: float = 0.0
     detector: str = "hog"
     scores: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def side(self) -> float:
-        """Side of the (near-square) box in pixels: the mean of its width and height."""
-        x0, y0, x1, y1 = (float(c) for c in self.box)
-        return 0.5 * ((x1 - x0) + (y1 - y0))
-
-    @property
-    def centre(self) -> np.ndarray:
-        """``(2,)`` image point at the centre of the box."""
-        x0, y0, x1, y1 = (float(c) for c in self.box)
-        return np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
-
-    def corners(self) -> np.ndarray:
-        """``(4, 2)`` image points of the turned box's corners, from its top-left, clockwise."""
-        return box_corners(self.box, self.angle)
 
 
 class Detections(FaceList[FaceDetection]):

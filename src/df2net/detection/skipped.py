@@ -12,9 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import numpy as np
 
-from df2net.cropbox import box_corners
+from df2net.cropbox import TurnedBox
 
 #: Why a face found in a photo was not reconstructed (:attr:`SkippedFace.reason`).
 SKIP_REASONS: dict[str, str] = {
@@ -26,7 +25,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class SkippedFace:
+class SkippedFace(TurnedBox):
     """A face found in a photo but not reconstructed.
 
     Attributes:
@@ -43,22 +42,6 @@ class SkippedFace:
     angle: float
     score: float
     why: str
-
-    @property
-    def side(self) -> float:
-        """Side of the box in pixels: the mean of its width and height."""
-        x0, y0, x1, y1 = self.box
-        return 0.5 * ((x1 - x0) + (y1 - y0))
-
-    @property
-    def centre(self) -> np.ndarray:
-        """``(2,)`` image point at the centre of the box."""
-        x0, y0, x1, y1 = self.box
-        return np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
-
-    def corners(self) -> np.ndarray:
-        """``(4, 2)`` image points of the turned box's corners, from its top-left, clockwise."""
-        return box_corners(np.asarray(self.box), self.angle)
 
     def to_json(self) -> dict[str, Any]:
         """The entry of ``skipped_faces`` in ``photo.json`` (``size_px`` rounded down, so a face
