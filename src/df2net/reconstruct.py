@@ -176,6 +176,11 @@ def predict_stage_depths(
     return out
 
 
+
+def per_face(timings: dict[str, float], faces: int) -> dict[str, float]:
+    """Each face's share of a photo's timings (the whole of them for a photo without faces)."""
+    return {k: v / max(faces, 1) for k, v in timings.items()}
+
 class Reconstructor:
     """Photo in, reconstructed faces out. Loads the detector and the network once.
 
@@ -306,7 +311,7 @@ class Reconstructor:
         """
         jobs: list[tuple[FaceCrop, int, str, dict[str, float]]] = []
         for crops, source, timings in photos:
-            share = {k: v / max(len(crops), 1) for k, v in timings.items()}
+            share = per_face(timings, len(crops))
             jobs += [(crop, i, source, share) for i, crop in enumerate(crops)]
         made = iter(self.reconstruct_faces(jobs))
         results: list[FaceList[FaceResult]] = []

@@ -99,6 +99,8 @@ class _Pipeline:
 
     def _read(self) -> None:
         """Reading: each photo's crops, or its result when it is done already or cannot be read."""
+        from df2net.reconstruct import per_face
+
         for position, photo in enumerate(self.photos):
             self._check()
             item = _Item(position, photo)
@@ -109,7 +111,7 @@ class _Pipeline:
             else:
                 try:
                     item.crops, item.source, timings = self.reconstructor.crop_faces(photo.path)
-                    item.share = {k: v / max(len(item.crops), 1) for k, v in timings.items()}
+                    item.share = per_face(timings, len(item.crops))
                 except Exception as exc:  # one photo's failure must not stop the batch
                     item.result = self._failed(photo, exc)
             self._put(self.to_network, item)
