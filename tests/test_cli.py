@@ -96,3 +96,19 @@ def test_max_megapixels_refuses_larger_photos_before_decoding(
             main([*args, "--max-megapixels", bad])
         assert info.value.code == 2
         assert "--max-megapixels: must be a positive number of megapixels" in capsys.readouterr().err
+
+
+def test_make_data_inputs_may_follow_options(tmp_path: Path, capsys) -> None:
+    """``make-data synthetic --face-model sfm photos/`` (the recipe's order) keeps its inputs;
+    a stray option is still a one-line error."""
+    from df2net.cli import build_parser, parse_args
+
+    parser = build_parser()
+    args = parse_args(parser, ["make-data", "synthetic", "--face-model", "sfm", "a/", "--out", "o", "b.png"])
+    assert args.kind == "synthetic" and args.inputs == ["a/", "b.png"] and args.face_model == "sfm"
+    args = parse_args(parser, ["make-data", "fits", "a/", "--out", "o"])
+    assert args.inputs == ["a/"]
+    with pytest.raises(SystemExit) as info:
+        parse_args(parser, ["make-data", "fits", "a/", "--out", "o", "--no-such-option"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err

@@ -233,10 +233,26 @@ def _register_optional_commands() -> list:
 _EXTRA_COMMANDS = _register_optional_commands()
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``parser``'s arguments, with paths placed after options still counted as the inputs.
+
+    argparse gives a starred positional (make-data's ``inputs``) nothing when an option comes
+    between it and the positional before it (``make-data synthetic --seed 1 photos/``); the
+    paths left over are those inputs. Anything else left over is an error, as usual.
+    """
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        if isinstance(getattr(args, "inputs", None), list) and not any(e.startswith("-") for e in extras):
+            args.inputs += extras
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``df2net``; returns the process exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
