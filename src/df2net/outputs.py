@@ -124,7 +124,8 @@ class _Writing:
     def texture_png(self) -> bytes:
         """The crop as PNG: ``mesh.png`` and the texture inside ``mesh.glb``."""
         if self._texture_png is None:
-            from df2net.export.common import check_rgb, png_bytes
+            from df2net.export.common import check_rgb
+            from df2net.export.png import png_bytes
 
             self._texture_png = png_bytes(check_rgb("texture", self._face.crop))
         return self._texture_png

@@ -22,7 +22,7 @@ Each kind of file has its own module; this package only gathers their names:
 
 from __future__ import annotations
 
-from df2net.export.common import PNG_COMPRESS_LEVEL
+from df2net.export.png import PNG_COMPRESS_LEVEL
 from df2net.export.depth import (
     DEPTH16_MAX,
     DepthEncoding,

@@ -1,4 +1,4 @@
-"""What the writers share: the PNG setting, all-or-nothing sets of files, argument checks.
+"""What the writers share: all-or-nothing sets of files, argument checks.
 
 Also the mesh helpers of the two mesh writers (:mod:`df2net.export.obj`,
 :mod:`df2net.export.glb`): checked mesh arrays, smooth normals and the material's name.
@@ -16,19 +16,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from df2net.geometry import Mesh
 
-#: zlib level of every PNG written (0-9; :mod:`df2net.export.png`). Level 1 encodes a 512x512
-#: crop about four times faster than zlib's default 6, for files 10-25 % larger.
-PNG_COMPRESS_LEVEL: int = 1
-
 #: Name of the one material of exported meshes.
 MATERIAL: str = "face"
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """An RGB image encoded as PNG (at :data:`PNG_COMPRESS_LEVEL`; :mod:`df2net.export.png`)."""
-    from df2net.export.png import png_bytes as encode
-
-    return encode(rgb)
 
 
 @contextlib.contextmanager

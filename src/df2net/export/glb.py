@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from df2net.export.common import MATERIAL, check_rgb, mesh_arrays, mesh_normals, png_bytes
+from df2net.export.common import MATERIAL, check_rgb, mesh_arrays, mesh_normals
+from df2net.export.png import png_bytes
 from df2net.io import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover

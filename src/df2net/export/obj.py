@@ -13,8 +13,8 @@ from df2net.export.common import (
     check_rgb,
     mesh_arrays,
     mesh_normals,
-    png_bytes,
 )
+from df2net.export.png import png_bytes
 from df2net.export.text_rows import format_rows
 from df2net.io import atomic_path, write_text_atomic
 
@@ -39,7 +39,7 @@ def write_obj(
         path: the ``.obj`` file.
         mesh: the :class:`df2net.geometry.Mesh` (vertices in the conventions' frame).
         texture: ``(H, W, 3)`` uint8 RGB that ``mesh.uv`` indexes (the crop), or None.
-        texture_png: ``texture`` encoded as PNG already (:func:`df2net.export.common.png_bytes`,
+        texture_png: ``texture`` encoded as PNG already (:func:`df2net.export.png.png_bytes`,
             say for the GLB too), written as it is.
 
     Returns:

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from df2net.export.common import PNG_COMPRESS_LEVEL
 from df2net.io import atomic_path
+
+#: zlib level of every PNG written (0-9). Level 1 encodes a 512x512 crop about four times faster
+#: than zlib's default 6, for files 10-25 % larger.
+PNG_COMPRESS_LEVEL: int = 1
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FILTER_UP = 2
