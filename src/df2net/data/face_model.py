@@ -13,11 +13,14 @@ renderer, the relief and marks painters and the dataset writer do not care which
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from df2net.data.sfm import SurreyModel, Subdivision
+
+if TYPE_CHECKING:
+    from df2net.data.synthetic import SyntheticConfig
 
 __all__ = ["FACE_MODELS", "DEFAULT_FACE_MODEL", "FaceModel", "load_face_model"]
 
@@ -34,6 +37,8 @@ class FaceModel(Protocol):
     triangles: np.ndarray
     uv: np.ndarray
     landmark_vertices: dict[int, int]
+    #: ``(N, 3)`` unit direction of each eyeball vertex from its eyeball's centre (None: no eyes).
+    eyeball_dir: np.ndarray | None
 
     @property
     def n_shape(self) -> int: ...
@@ -49,6 +54,30 @@ class FaceModel(Protocol):
     def landmark_array(self) -> tuple[np.ndarray, np.ndarray]: ...
 
     def subdivision(self, levels: int = 1) -> Subdivision: ...
+
+    def model_files(self) -> dict[str, str | None]:
+        """Where the model was loaded from, as a dataset's manifest records it (``sfm_dir``, ``ict_model``)."""
+        ...
+
+    def triangle_regions(self, triangles: np.ndarray) -> np.ndarray:
+        """:class:`df2net.data.ict.Region` code (int8) of each of the model's ``triangles`` (indices)."""
+        ...
+
+    def draw_expression(self, rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
+        """A random expression of a synthetic face: ``(weights, weights by name, emotion weights for the relief)``."""
+        ...
+
+    def draw_appearance(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The synthetic appearance only this world has (drawn after the shared one)."""
+        ...
+
+    def fit_landmarks(self, landmarks: np.ndarray, width: int, height: int) -> Any:
+        """Fit the model to a photo's 68 landmarks ``(u, v)`` of a ``width x height`` image."""
+        ...
+
+    def pull_texture(self, rgb: np.ndarray, fit: Any, resolution: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(colour (R, R, 3) uint8, seen (R, R) bool, texture-space raster)`` of a fitted photo."""
+        ...
 
 
 def load_face_model(name: str = DEFAULT_FACE_MODEL, sfm_dir: str | Path | None = None, ict_path: str | Path | None = None) -> FaceModel:

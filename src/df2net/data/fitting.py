@@ -105,15 +105,11 @@ def fit_landmarks(
 
 
 def fit_face_model(model: Any, landmarks: np.ndarray, width: int, height: int) -> Any:
-    """The landmark fit of ``model``'s world: eos for the Surrey model, :mod:`df2net.data.ict_fit` for the ICT one.
+    """The landmark fit of ``model``'s world (its ``fit_landmarks``): eos for the Surrey model, :mod:`df2net.data.ict_fit` for the ICT one.
 
     Both results have ``vertices``, ``screen``, ``rotation``, ``scale``, ``image_size`` and ``params()``.
     """
-    if model.name == "ict":
-        from df2net.data.ict_fit import fit_ict_landmarks
-
-        return fit_ict_landmarks(model, landmarks, width, height)
-    return fit_landmarks(model, landmarks, width, height)
+    return model.fit_landmarks(landmarks, width, height)
 
 
 def project_with_pose(vertices: np.ndarray, pose: Any, width: int, height: int) -> tuple[np.ndarray, float]:

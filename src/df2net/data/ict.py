@@ -25,11 +25,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from df2net.data.linear_model import LinearFaceModel
 from df2net.data.sfm import SurreyModel, Subdivision, default_shared_data_dir, load_sfm, loop_subdivision
+
+if TYPE_CHECKING:
+    from df2net.data.synthetic import SyntheticConfig
 
 __all__ = [
     "IctModel",
@@ -38,6 +42,7 @@ __all__ = [
     "default_ict_path",
     "load_ict",
     "random_expression",
+    "random_iris",
     "expression_semantics",
 ]
 
@@ -137,6 +142,41 @@ class IctModel(LinearFaceModel):
         """Loop subdivision of the rendered triangles (built once per process and level count)."""
         return _ict_subdivision(self, int(levels))
 
+    def model_files(self) -> dict[str, str | None]:
+        """Where the model was loaded from, as a manifest records it: its atlas's SFM folder and the npz."""
+        return {"sfm_dir": str(self.atlas.sfm_dir), "ict_model": str(self.path)}
+
+    def triangle_regions(self, triangles: np.ndarray) -> np.ndarray:
+        """:class:`Region` code (int8) of each of ``triangles`` (indices)."""
+        return self.triangle_region[triangles]
+
+    def draw_expression(self, rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
+        """A mix as people make them (:func:`random_expression`; ``cfg``'s per-blendshape ranges are the Surrey world's).
+
+        Returns ``(weights, the nonzero weights by name, emotion weights from
+        :func:`expression_semantics`)``.
+        """
+        expr = random_expression(rng, self.expression_names)
+        named = {n: round(float(v), 4) for n, v in zip(self.expression_names, expr) if v > 0}
+        return expr, named, expression_semantics(expr, self.expression_names)
+
+    def draw_appearance(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The eyes' and mouth's looks: ``iris`` (:func:`random_iris`) and ``interior_light`` (the mouth cavity is lit less than skin)."""
+        iris = random_iris(rng)
+        return {"iris": iris, "interior_light": rng.uniform(0.25, 0.6)}
+
+    def fit_landmarks(self, landmarks: np.ndarray, width: int, height: int) -> Any:
+        """The fit to 68 landmarks of :func:`df2net.data.ict_fit.fit_ict_landmarks`."""
+        from df2net.data.ict_fit import fit_ict_landmarks
+
+        return fit_ict_landmarks(self, landmarks, width, height)
+
+    def pull_texture(self, rgb: np.ndarray, fit: Any, resolution: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """A photo's texture after :meth:`fit_landmarks` (:func:`df2net.data.textures.pull_ict_texture`)."""
+        from df2net.data.textures import pull_ict_texture
+
+        return pull_ict_texture(rgb, fit, self, resolution)
+
     def atlas_triangles(self, max_mm: float = 3.0) -> np.ndarray:
         """``(M', 3)`` skin triangles the SFM atlas covers (every corner within ``max_mm`` of it).
 
@@ -158,6 +198,13 @@ class IctModel(LinearFaceModel):
         pupil = np.clip((cz - pupil_cos) / 0.004, 0.0, 1.0)[:, None]
         out = out * (1 - iris) + np.asarray(iris_colour, np.float64) * iris
         return out * (1 - pupil) + 0.01 * pupil
+
+
+def random_iris(rng: np.random.Generator) -> np.ndarray:
+    """Linear albedo of an iris: mostly browns, some hazel, blue and grey."""
+    palette = np.array([[0.05, 0.025, 0.012], [0.10, 0.055, 0.02], [0.09, 0.08, 0.03], [0.06, 0.09, 0.13], [0.09, 0.10, 0.10]])
+    pick = palette[rng.choice(len(palette), p=[0.45, 0.2, 0.12, 0.13, 0.1])]
+    return np.clip(pick * rng.uniform(0.7, 1.4), 0.0, 1.0)
 
 
 def _triangulate(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

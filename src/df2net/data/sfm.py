@@ -16,12 +16,16 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from df2net.data.linear_model import LinearFaceModel
+
+if TYPE_CHECKING:
+    from df2net.data.fitting import FaceFit
+    from df2net.data.synthetic import SyntheticConfig
 
 __all__ = [
     "SurreyModel",
@@ -114,6 +118,8 @@ class SurreyModel(LinearFaceModel):
     _eos: dict[str, Any] = field(default_factory=dict, repr=False)
 
     name = "sfm"
+    #: No eyes: the SFM is the face's skin only.
+    eyeball_dir = None
 
     @property
     def atlas(self) -> SurreyModel:
@@ -123,6 +129,43 @@ class SurreyModel(LinearFaceModel):
     def subdivision(self, levels: int = 1) -> Subdivision:
         """The model's Loop subdivision (built once per process and level count)."""
         return model_subdivision(self, levels)
+
+    def model_files(self) -> dict[str, str | None]:
+        """Where the model was loaded from, as a manifest records it: the SFM folder (no ICT model)."""
+        return {"sfm_dir": str(self.sfm_dir), "ict_model": None}
+
+    def triangle_regions(self, triangles: np.ndarray) -> np.ndarray:
+        """Region code of each of ``triangles`` (indices): all :attr:`df2net.data.ict.Region.SKIN`."""
+        from df2net.data.ict import Region
+
+        return np.full(np.shape(triangles), Region.SKIN, np.int8)
+
+    def draw_expression(self, rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
+        """Each of the six blendshapes on with probability ``cfg.expression_prob``, weight in ``[0, cfg.expression_max)``.
+
+        Returns ``(weights, weights by name, emotion weights)``; the blendshapes are emotions,
+        so the named weights are the relief's emotion weights too.
+        """
+        on = rng.uniform(size=self.n_expression) < cfg.expression_prob
+        expr = np.where(on, rng.uniform(0.0, cfg.expression_max, self.n_expression), 0.0)
+        named = {n: round(float(v), 4) for n, v in zip(self.expression_names, expr)}
+        return expr, named, named
+
+    def draw_appearance(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Nothing: ``rng`` is left untouched, so older Surrey sets keep their random streams."""
+        return {}
+
+    def fit_landmarks(self, landmarks: np.ndarray, width: int, height: int) -> FaceFit:
+        """eos's fit to 68 landmarks (:func:`df2net.data.fitting.fit_landmarks`)."""
+        from df2net.data.fitting import fit_landmarks
+
+        return fit_landmarks(self, landmarks, width, height)
+
+    def pull_texture(self, rgb: np.ndarray, fit: Any, resolution: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """A photo's texture after :meth:`fit_landmarks`, by eos (:func:`df2net.data.textures.pull_sfm_texture`)."""
+        from df2net.data.textures import pull_sfm_texture
+
+        return pull_sfm_texture(rgb, fit, self, resolution)
 
     def eos_objects(self) -> dict[str, Any]:
         """The eos model (shape + blendshapes), landmark mapper, edge topology and contours."""

@@ -23,11 +23,7 @@ def pixel_regions(model: Any, face_index: np.ndarray, m: np.ndarray) -> np.ndarr
     A subdivided triangle's coarse parent is its index modulo the coarse count (each Loop step
     writes four blocks of children in the parents' order).
     """
-    from df2net.data.ict import Region
-
-    if model.name != "ict":
-        return np.full(int(m.sum()), Region.SKIN, np.int8)
-    return model.triangle_region[face_index[m] % len(model.triangles)]
+    return model.triangle_regions(face_index[m] % len(model.triangles))
 
 
 def smooth_by_region(depth: np.ndarray, m: np.ndarray, skin_px: np.ndarray, sigma: float) -> np.ndarray:

@@ -202,7 +202,10 @@ def _draw_appearance(
     cfg: SyntheticConfig,
     model: FaceModel,
 ) -> dict[str, Any]:
-    """Texture (with jitter), SH lighting, sheen, exposure, background and camera effects."""
+    """Texture (with jitter), SH lighting, sheen, exposure, background and camera effects.
+
+    Last, the world's own (``model.draw_appearance``: the ICT world's iris and mouth-interior light).
+    """
     from df2net.shading import random_sh_lighting
 
     key = keys[int(rng.integers(len(keys)))]
@@ -233,36 +236,20 @@ def _draw_appearance(
     look["cam_noise"] = rng.uniform(0.002, 0.015)
     look["jpeg_q"] = int(rng.integers(55, 96)) if rng.uniform() < 0.3 else None
     look["marks"] = random_marks(rng, model.atlas, cfg.marks_resolution, cfg.marks) if cfg.marks is not None else None
-    if model.name == "ict":  # drawn last, so that the Surrey world keeps its random streams
-        look["iris"] = _random_iris(rng)
-        look["interior_light"] = rng.uniform(0.25, 0.6)  # the mouth cavity is lit less than skin
+    look.update(model.draw_appearance(rng))  # drawn last, so that the Surrey world keeps its random streams
     return look
-
-
-def _random_iris(rng: np.random.Generator) -> np.ndarray:
-    """Linear albedo of an iris: mostly browns, some hazel, blue and grey."""
-    palette = np.array([[0.05, 0.025, 0.012], [0.10, 0.055, 0.02], [0.09, 0.08, 0.03], [0.06, 0.09, 0.13], [0.09, 0.10, 0.10]])
-    pick = palette[rng.choice(len(palette), p=[0.45, 0.2, 0.12, 0.13, 0.1])]
-    return np.clip(pick * rng.uniform(0.7, 1.4), 0.0, 1.0)
 
 
 def _draw_face(rng: np.random.Generator, model: FaceModel, cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray, dict[str, float], dict[str, float]]:
     """Identity and expression: ``(shape, expression, expression as named, emotion weights for the relief)``.
 
-    The Surrey world draws each of its six blendshapes on or off; the ICT world draws mixes as
-    people make them (:func:`df2net.data.ict.random_expression`).
+    The expression is the world's own (``model.draw_expression``): the Surrey world draws each of
+    its six blendshapes on or off; the ICT world draws mixes as people make them
+    (:func:`df2net.data.ict.random_expression`).
     """
     shape = np.clip(rng.normal(0.0, 1.0, model.n_shape), -cfg.shape_clip, cfg.shape_clip)
-    if model.name == "ict":
-        from df2net.data.ict import expression_semantics, random_expression
-
-        expr = random_expression(rng, model.expression_names)
-        named = {n: _r(v, 4) for n, v in zip(model.expression_names, expr) if v > 0}
-        return shape, expr, named, expression_semantics(expr, model.expression_names)
-    on = rng.uniform(size=model.n_expression) < cfg.expression_prob
-    expr = np.where(on, rng.uniform(0.0, cfg.expression_max, model.n_expression), 0.0)
-    named = {n: _r(v, 4) for n, v in zip(model.expression_names, expr)}
-    return shape, expr, named, named
+    expr, named, emotions = model.draw_expression(rng, cfg)
+    return shape, expr, named, emotions
 
 
 def _finish_image(
@@ -374,7 +361,7 @@ def render_synthetic(
 
     sub = model.subdivision(cfg.subdivision_levels)
     uv_fine = sub.apply_linear(model.uv)
-    eye_dir_fine = sub.apply_linear(model.eyeball_dir) if model.name == "ict" else None
+    eye_dir_fine = sub.apply_linear(model.eyeball_dir) if model.eyeball_dir is not None else None
     lm_idx, lm_vert = model.landmark_array()
 
     attempts: list[dict[str, Any]] = []

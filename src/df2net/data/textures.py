@@ -130,6 +130,16 @@ def pull_ict_texture(rgb: np.ndarray, fit: Any, model: Any, resolution: int) -> 
     return out, inside, ras
 
 
+def pull_sfm_texture(rgb: np.ndarray, fit: FaceFit, model: SurreyModel, resolution: int) -> tuple[np.ndarray, np.ndarray, Any]:
+    """``(colour (R, R, 3) uint8, seen (R, R) bool, raster)``: the photo pulled into UV space by eos after a Surrey fit."""
+    import eos
+
+    rgba = np.ascontiguousarray(np.dstack([rgb[..., :3], np.full(rgb.shape[:2], 255, np.uint8)]))
+    extracted = np.asarray(eos.render.extract_texture(fit.eos_mesh, fit.eos_pose, rgba, resolution))
+    seen = extracted[..., 3] > 0  # eos leaves texels it could not map transparent
+    return extracted[..., :3], seen, uv_raster(model, resolution)
+
+
 def extract_face_texture(
     rgb: np.ndarray, fit: Any, model: Any, resolution: int = TEXTURE_RESOLUTION
 ) -> FaceTexture:
@@ -140,16 +150,7 @@ def extract_face_texture(
     from df2net.shading import fit_sh_lighting, shade
 
     r = int(resolution)
-    if model.name == "ict":
-        raw, seen, ras = pull_ict_texture(rgb, fit, model, r)
-    else:
-        import eos
-
-        rgba = np.ascontiguousarray(np.dstack([rgb[..., :3], np.full(rgb.shape[:2], 255, np.uint8)]))
-        extracted = np.asarray(eos.render.extract_texture(fit.eos_mesh, fit.eos_pose, rgba, r))
-        raw = extracted[..., :3]
-        seen = extracted[..., 3] > 0  # eos leaves texels it could not map transparent
-        ras = uv_raster(model, r)
+    raw, seen, ras = model.pull_texture(rgb, fit, r)
     cover = uv_raster(model.atlas, r).mask
     conf_v, normals_v = _vertex_confidence(fit, model)
     conf = np.clip(ras.interpolate(conf_v), 0.0, 1.0) * cover * seen  # seen lies inside the raster
