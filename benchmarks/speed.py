@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     from df2net.backends import TorchBackend, make_backend, onnxruntime_available
     from df2net.face import FaceDetector, crop_face
     from df2net.io import load_image
-    from df2net.model.optimize import set_inference_threads
+    from df2net.cpu import set_inference_threads
     from df2net.model.weights import load_model
     from df2net.reconstruct import STAGES, predict_stage_depths
 

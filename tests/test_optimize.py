@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from df2net.cpu import physical_cores
 from df2net.model.df2net import ModelConfig, build_model
-from df2net.model.optimize import fold_batch_norm, fuse_for_inference, physical_cores
+from df2net.model.optimize import fold_batch_norm, fuse_for_inference
 
 #: A small network of the original layout (D-Net and F-Net at full size, detail added to dense).
 TINY = ModelConfig(name="tiny", dense_channels=4, fine_channels=16, finer_channels=16, input_size=256, dense_size=256)

@@ -17,8 +17,12 @@ A backend stands in for the :class:`~df2net.model.df2net.DF2Net` in
 
 ``auto`` (the default) takes ``onnxruntime`` on the CPU when it is installed, else ``torch``.
 Backends are built once per process and weights file (:func:`make_backend` caches them), and
-both use the thread count set in one place, :func:`df2net.model.optimize.set_inference_threads`;
-:func:`~df2net.model.optimize.keep_freed_memory` keeps PyTorch's freed activations for reuse.
+both use the thread count decided in one place, :func:`df2net.cpu.inference_threads`;
+:func:`~df2net.cpu.keep_freed_memory` keeps PyTorch's freed activations for reuse.
+
+The ``onnxruntime`` backend of an exported network needs no PyTorch: given a
+:class:`~df2net.model.weights.WeightsFile` (:func:`~df2net.model.weights.open_model`), it
+imports PyTorch only to export the network when no exported file is found.
 """
 
 from __future__ import annotations
@@ -29,16 +33,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
-from torch import Tensor
 
+from df2net.cpu import inference_threads, keep_freed_memory, set_inference_threads
 from df2net.errors import Df2netError
 from df2net.io import atomic_path
-from df2net.model.df2net import DepthStages, ModelConfig
-from df2net.model.optimize import fuse_for_inference, keep_freed_memory, set_inference_threads
+from df2net.model.config import ModelConfig
+from df2net.versions import torch_version
 
 if TYPE_CHECKING:  # pragma: no cover
-    from df2net.model.weights import LoadedModel
+    import torch
+    from torch import Tensor
+
+    from df2net.model.df2net import DepthStages
+    from df2net.model.weights import LoadedModel, WeightsFile
 
 __all__ = [
     "BACKENDS",
@@ -76,7 +83,13 @@ class Backend(Protocol):
 class TorchBackend:
     """The network in PyTorch: batch norms folded and channels-last unless ``optimize=False``."""
 
-    def __init__(self, loaded: LoadedModel, device: str | torch.device = "cpu", optimize: bool = True) -> None:
+    def __init__(
+        self, loaded: LoadedModel | WeightsFile, device: str | torch.device = "cpu", optimize: bool = True
+    ) -> None:
+        import torch
+
+        from df2net.model.optimize import fuse_for_inference
+
         self.device = torch.device(device)
         self.config = loaded.config
         self.optimized = optimize
@@ -84,12 +97,14 @@ class TorchBackend:
         model = loaded.model.to(self.device).eval()
         self.model = fuse_for_inference(model) if optimize else model
 
-    @torch.inference_mode()
     def forward_stages(self, x: Tensor) -> DepthStages:
-        x = x.to(self.device)
-        if self.optimized:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model.forward_stages(x)
+        import torch
+
+        with torch.inference_mode():
+            x = x.to(self.device)
+            if self.optimized:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.model.forward_stages(x)
 
     def to_pixels(self, depth: Tensor) -> Tensor:
         return self.model.to_pixels(depth)
@@ -99,13 +114,16 @@ class OnnxRuntimeBackend:
     """The network exported to ONNX and run by ONNX Runtime on the CPU.
 
     ``onnx_model`` (a path or the model's bytes) skips the search of :func:`onnx_session`;
-    ``threads`` sets its intra-op threads (default: :func:`set_inference_threads`).
+    ``threads`` sets its intra-op threads (default: :func:`~df2net.cpu.inference_threads`).
     """
 
     name = "onnxruntime"
 
     def __init__(
-        self, loaded: LoadedModel, onnx_model: str | Path | bytes | None = None, threads: int | None = None
+        self,
+        loaded: LoadedModel | WeightsFile,
+        onnx_model: str | Path | bytes | None = None,
+        threads: int | None = None,
     ) -> None:
         self.config = loaded.config
         if onnx_model is None:
@@ -117,6 +135,10 @@ class OnnxRuntimeBackend:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def forward_stages(self, x: Tensor) -> DepthStages:
+        import torch
+
+        from df2net.model.df2net import DepthStages
+
         feed = {self.input_name: np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())}
         outputs = dict(zip(self.output_names, self.session.run(self.output_names, feed)))
         return DepthStages(*(torch.from_numpy(outputs[name]) for name in ("dense", "fine", "finer")))
@@ -150,7 +172,7 @@ def resolve_backend(backend: str, device: str | torch.device = "cpu") -> str:
     """
     if backend not in BACKENDS:
         raise Df2netError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    on_cpu = torch.device(device).type == "cpu"
+    on_cpu = _device_type(device) == "cpu"
     if backend == "auto":
         return "onnxruntime" if on_cpu and onnxruntime_available() else "torch"
     if backend == "onnxruntime":
@@ -165,20 +187,29 @@ _BACKENDS_LOCK = threading.Lock()
 
 
 def make_backend(
-    loaded: LoadedModel, backend: str = "auto", device: str | torch.device = "cpu", threads: int | None = None
+    loaded: LoadedModel | WeightsFile,
+    backend: str = "auto",
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
 ) -> Backend:
     """The backend ``backend`` for ``loaded``, built once per process (same weights, device and
     threads).
 
-    Sets the inference threads (:func:`~df2net.model.optimize.set_inference_threads`) on first
-    use; ``threads`` gives the network that many instead (ONNX Runtime's session; PyTorch's are
-    the process's).
+    Decides the inference threads (:func:`~df2net.cpu.inference_threads`; PyTorch's with
+    :func:`~df2net.cpu.set_inference_threads`) on first use; ``threads`` gives the network that
+    many instead (ONNX Runtime's session; PyTorch's are the process's).
     """
     name = resolve_backend(backend, device)
-    set_inference_threads(threads if name == "torch" else None)
+    if name == "torch":
+        import torch
+
+        set_inference_threads(threads)
+        device = str(torch.device(device))
+    else:
+        inference_threads()
     keep_freed_memory()
     sha = str(loaded.metadata.get("sha256", ""))
-    key = (name, str(torch.device(device)), sha, str(loaded.path), threads) if sha else None
+    key = (name, str(device), sha, str(loaded.path), threads) if sha else None
     with _BACKENDS_LOCK:
         if key is not None and key in _BACKENDS:
             return _BACKENDS[key]
@@ -206,19 +237,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "df2net"
 
 
-def onnx_session(loaded: LoadedModel, threads: int | None = None):
+def onnx_session(loaded: LoadedModel | WeightsFile, threads: int | None = None):
     """An ONNX Runtime session of ``loaded``'s network (``threads`` intra-op threads, default
-    :func:`set_inference_threads`), and where its model came from.
+    :func:`~df2net.cpu.inference_threads`), and where its model came from.
 
     Tried in turn: ``W.onnx`` beside ``W.safetensors``, then the cached export, each used only
-    if its metadata names the same weights (sha256); else the network is exported now and the
-    export cached (kept in memory only when the cache is not writable).
+    if its metadata names the same weights (sha256); else the network is exported now (PyTorch)
+    and the export cached (kept in memory only when the cache is not writable).
     """
     from df2net import __version__
-    from df2net.onnx_export import ONNX_FORMAT, export_onnx
+    from df2net.onnx_export import ONNX_FORMAT
 
     sha = str(loaded.metadata.get("sha256", ""))
-    versions = f"{ONNX_FORMAT}-df2net{__version__}-torch{torch.__version__}"
+    versions = f"{ONNX_FORMAT}-df2net{__version__}-torch{torch_version()}"
     cached = cache_dir() / "onnx" / f"{loaded.config.name}-{sha[:16]}-{versions}.onnx"
     if sha:
         candidates = [Path(loaded.path).with_suffix(".onnx")] if loaded.path is not None else []
@@ -230,6 +261,8 @@ def onnx_session(loaded: LoadedModel, threads: int | None = None):
                     continue
                 if session.get_modelmeta().custom_metadata_map.get("df2net_weights_sha256") == sha:
                     return session, str(path)
+    from df2net.onnx_export import export_onnx
+
     data = export_onnx(loaded)
     if sha:
         try:
@@ -246,7 +279,7 @@ def _new_session(model: str | Path | bytes, threads: int | None = None):
     """An ONNX Runtime CPU session with df2net's threads and all graph optimisations."""
     ort = _import_onnxruntime()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or set_inference_threads()
+    options.intra_op_num_threads = threads or inference_threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
@@ -256,6 +289,11 @@ def _new_session(model: str | Path | bytes, threads: int | None = None):
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def _device_type(device: object) -> str:
+    """``"cpu"`` or ``"cuda"`` ... of a device or its name (``"cuda:1"``), without PyTorch."""
+    return str(getattr(device, "type", device)).split(":", 1)[0]
 
 
 def _import_onnxruntime():

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     import trimesh
 
-# trimesh and scipy are imported where they are used: importing them costs about a second,
-# and the inference path (normals, points, meshes, files) needs neither.
+# torch, trimesh and scipy are imported where they are used: importing them costs a second or
+# more, and the inference path (normals, points, meshes, files) needs none of them.
 
 __all__ = [
     "depth_to_normals",
@@ -90,6 +90,8 @@ def depth_to_normals(depth: np.ndarray, mask: np.ndarray | None = None) -> np.nd
 
 def _masked_diff_torch(z: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
     """Torch twin of :func:`_masked_diff` along ``dim`` (-1 columns, -2 rows) of ``(B, 1, H, W)``."""
+    import torch
+
     pad = (0, 0, 1, 1) if dim == -2 else (1, 1, 0, 0)
     zp_full = torch.nn.functional.pad(z, pad)
     mp_full = torch.nn.functional.pad(m, pad)
@@ -111,6 +113,8 @@ def depth_to_normals_torch(depth: torch.Tensor, mask: torch.Tensor | None = None
     Returns:
         ``(B, 3, H, W)`` unit normals, channels ``(X, Y, Z)``, 0 outside the mask.
     """
+    import torch
+
     dz_du, dz_dv = depth_slopes_torch(depth, mask)
     n = torch.cat([-dz_du, dz_dv, torch.ones_like(dz_du)], dim=1)
     n = n / torch.linalg.vector_norm(n, dim=1, keepdim=True)
@@ -121,6 +125,8 @@ def depth_to_normals_torch(depth: torch.Tensor, mask: torch.Tensor | None = None
 def depth_slopes_torch(depth: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The slopes ``dz/du`` and ``dz/dv`` of ``depth (B, 1, H, W)`` that :func:`depth_to_normals_torch`
     uses (central differences, one-sided at the mask's edge, 0 off it), each ``(B, 1, H, W)``."""
+    import torch
+
     if depth.ndim != 4 or depth.shape[1] != 1:
         raise ValueError(f"depth must be (B, 1, H, W), got {tuple(depth.shape)}")
     m = torch.ones_like(depth, dtype=torch.bool) if mask is None else mask.bool().expand_as(depth)

@@ -30,7 +30,7 @@ from df2net.errors import Df2netError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from df2net.model.weights import LoadedModel
+    from df2net.model.weights import LoadedModel, WeightsFile
 
 __all__ = ["ONNX_FORMAT", "STAGE_OUTPUTS", "export_module", "export_onnx", "onnx_metadata", "register"]
 
@@ -114,7 +114,7 @@ def export_module(
     return proto.SerializeToString()
 
 
-def onnx_metadata(loaded: LoadedModel) -> dict[str, str]:
+def onnx_metadata(loaded: LoadedModel | WeightsFile) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file exported from ``loaded``."""
     import torch
 
@@ -134,7 +134,7 @@ def onnx_metadata(loaded: LoadedModel) -> dict[str, str]:
     }
 
 
-def export_onnx(loaded: LoadedModel, path: str | Path | None = None) -> bytes:
+def export_onnx(loaded: LoadedModel | WeightsFile, path: str | Path | None = None) -> bytes:
     """Export ``loaded`` (batch norms folded) to ONNX; write it to ``path`` (atomically) if given.
 
     Returns the model's bytes. See the module docstring for the inputs, outputs and metadata.

@@ -199,9 +199,9 @@ def _write_metadata(face: FaceResult, folder: Path, write_timings: dict[str, flo
     """metadata.json. The crop is turned by ``crop_rotation_deg`` in the photo (df2net.cropbox);
     ``crop_to_image`` is the 2x3 matrix taking crop pixel ``(u, v, 1)`` to photo pixels."""
     import dlib
-    import torch
 
     from df2net.cropbox import crop_affine
+    from df2net.versions import torch_version
 
     meta = {
         "source": face.source,
@@ -221,7 +221,7 @@ def _write_metadata(face: FaceResult, folder: Path, write_timings: dict[str, flo
         "model": face.model_info,
         "versions": {
             "df2net": __version__,
-            "torch": torch.__version__,
+            "torch": torch_version(),
             "numpy": np.__version__,
             "dlib": getattr(dlib, "__version__", "unknown"),
             "python": platform.python_version(),

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from df2net import config as _config
 from df2net.config import CropConfig, MaskConfig
@@ -29,11 +27,13 @@ from df2net.errors import InputError
 from df2net.outputs import write_face
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     import trimesh
 
     from df2net.backends import Backend
     from df2net.face import FaceCrop
     from df2net.geometry import Mesh
+    from df2net.model.df2net import DF2Net
 
 Stage = Literal["dense", "fine", "finer"]
 STAGES: tuple[Stage, ...] = ("dense", "fine", "finer")
@@ -136,13 +136,15 @@ def network_input_array(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 def to_network_input(images: np.ndarray, masks: np.ndarray, size: int) -> torch.Tensor:
     """Masked crops ``(B, S, S, 3)`` uint8 as a ``(B, 3, size, size)`` float tensor in [-1, 1]."""
+    import torch
+    import torch.nn.functional as F
+
     x = torch.from_numpy(network_input_array(images, masks))
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="area")
     return x.contiguous()
 
 
-@torch.inference_mode()
 def predict_stage_depths(
     model: torch.nn.Module | Backend,
     config,
@@ -159,20 +161,24 @@ def predict_stage_depths(
     size = images.shape[1]
     if size == config.input_size and hasattr(model, "stage_pixels"):
         # A backend outside PyTorch (ONNX Runtime) on crops of the network's size: numpy from
-        # end to end. PyTorch's elementwise steps around it (the input's scaling, the depth's
-        # units) waited on their thread pool on a busy machine, 15-25 ms each; the values are
-        # the same to the bit.
+        # end to end, without importing PyTorch. PyTorch's elementwise steps around it (the
+        # input's scaling, the depth's units) waited on their thread pool on a busy machine,
+        # 15-25 ms each; the values are the same to the bit.
         return model.stage_pixels(network_input_array(images, masks))
-    x = to_network_input(images, masks, config.input_size).to(device)
-    stages = model.forward_stages(x)
-    out = {}
-    for name in STAGES:
-        d = getattr(stages, name)
-        if d.shape[-1] != size:
-            d = F.interpolate(d, size=(size, size), mode="bilinear", align_corners=False)
-        # Network units -> pixels of the network input -> pixels of the crop.
-        px = model.to_pixels(d) * (size / config.input_size)
-        out[name] = px[:, 0].float().cpu().numpy()
+    import torch
+    import torch.nn.functional as F
+
+    with torch.inference_mode():
+        x = to_network_input(images, masks, config.input_size).to(device)
+        stages = model.forward_stages(x)
+        out = {}
+        for name in STAGES:
+            d = getattr(stages, name)
+            if d.shape[-1] != size:
+                d = F.interpolate(d, size=(size, size), mode="bilinear", align_corners=False)
+            # Network units -> pixels of the network input -> pixels of the crop.
+            px = model.to_pixels(d) * (size / config.input_size)
+            out[name] = px[:, 0].float().cpu().numpy()
     return out
 
 
@@ -201,6 +207,9 @@ class Reconstructor:
             they are.
         threads: the network's threads (default: the physical cores; see
             :func:`df2net.backends.make_backend`).
+
+    With the ``onnxruntime`` backend and its exported network found, no PyTorch is imported;
+    :attr:`model` builds the PyTorch network when it is asked for.
     """
 
     def __init__(
@@ -219,13 +228,15 @@ class Reconstructor:
         from df2net.backends import make_backend, resolve_backend
         from df2net.face import FaceDetector
         from df2net.io import megapixels_to_pixels
-        from df2net.model.weights import load_model
+        from df2net.model.weights import load_model, open_model
 
         self.limit_pixels = megapixels_to_pixels(max_megapixels)  # a bad value fails first
-        self.device = torch.device(device)
-        resolve_backend(backend, self.device)  # an unusable choice fails before the weights load
-        loaded = load_model(weights, device=str(self.device))
-        self.model = loaded.model
+        self.device = str(device)
+        # An unusable choice fails before the weights load. ONNX Runtime may need no PyTorch
+        # network (an exported one is found): the weights are read, their network built on use.
+        runs_in = resolve_backend(backend, self.device)
+        open_weights = open_model if runs_in == "onnxruntime" else load_model
+        loaded = self._loaded = open_weights(weights, device=self.device)
         self.model_config = loaded.config
         self.backend = make_backend(loaded, backend, self.device, threads)
         weights_path = getattr(loaded, "path", None) or weights
@@ -239,6 +250,11 @@ class Reconstructor:
         self.crop_config = crop_config
         self.mask_config = mask_config
         self.max_batch = max_batch
+
+    @property
+    def model(self) -> DF2Net:
+        """The network in PyTorch (eval mode), built on first use for a backend that needs none."""
+        return self._loaded.model
 
     def __call__(self, image: np.ndarray | str | Path, source: str | None = None) -> FaceList[FaceResult]:
         """Reconstruct every face in ``image`` (an RGB array or a path to a photo).

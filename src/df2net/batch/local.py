@@ -257,7 +257,7 @@ def network_threads() -> int | None:
     """The network's threads beside the other two steps: one core fewer than the machine has
     (the steps themselves keep the cores busy, and a thread pool that waits for a thread the
     other steps hold up costs time), unless ``OMP_NUM_THREADS`` says (None: its choice)."""
-    from df2net.model.optimize import physical_cores
+    from df2net.cpu import physical_cores
 
     if os.environ.get("OMP_NUM_THREADS"):
         return None

@@ -9,10 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from df2net.model.blocks import ENCODER_SLOPE, UNetDown, UNetUp
-
-#: D-Net halves the resolution this many times, so its input sides must be multiples of 2**8.
-DNET_DEPTH: int = 8
-DNET_DIVISOR: int = 2**DNET_DEPTH
+from df2net.model.config import DNET_DIVISOR
 
 
 class DNet(nn.Module):

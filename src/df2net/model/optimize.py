@@ -6,28 +6,19 @@ in eval mode) and stores the weights channels-last, the layout oneDNN runs faste
 result computes the same depths to float rounding (about 1e-6 relative), in fewer operations, but
 it can no longer be trained or saved as df2net weights: its state dict has other keys.
 
-:func:`set_inference_threads` is the one place df2net sets PyTorch's thread count, and
-:func:`keep_freed_memory` stops the allocator from handing a forward pass's memory back to the
-system only to fault it in again on the next one.
+The thread count and the allocator's settings of inference live in :mod:`df2net.cpu`.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 
 import torch
 from torch import nn
 
 from df2net.model.df2net import DF2Net
 
-__all__ = [
-    "fold_batch_norm",
-    "fuse_for_inference",
-    "keep_freed_memory",
-    "physical_cores",
-    "set_inference_threads",
-]
+__all__ = ["fold_batch_norm", "fuse_for_inference"]
 
 
 @torch.no_grad()
@@ -96,76 +87,3 @@ def _fold_sequential(seq: nn.Sequential) -> None:
     for name, module in list(seq._modules.items()):
         if isinstance(module, nn.modules.dropout._DropoutNd):
             seq._modules[name] = nn.Identity()
-
-
-def physical_cores() -> int:
-    """The number of physical CPU cores this process may use (hyper-threads not counted).
-
-    Read from ``/sys`` on Linux (unique ``(package, core)`` pairs among the allowed CPUs); falls
-    back to the allowed CPU count elsewhere.
-    """
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-    cores = set()
-    for cpu in allowed:
-        base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
-        try:
-            with open(f"{base}/physical_package_id") as p, open(f"{base}/core_id") as c:
-                cores.add((p.read().strip(), c.read().strip()))
-        except OSError:
-            return max(1, len(allowed))
-    return max(1, len(cores))
-
-
-#: glibc ``mallopt`` parameters: the size above which ``malloc`` maps fresh pages, and the free
-#: space at the top of the heap above which ``free`` returns it to the system.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MALLOC_TUNED = False
-
-
-def keep_freed_memory() -> bool:
-    """Let this process reuse the memory of freed tensors instead of giving it back (glibc only).
-
-    PyTorch's CPU allocator is ``malloc``: by default glibc maps each large block (a 16-channel
-    512x512 activation is 16 MiB) with fresh pages and unmaps it when freed, so every forward pass
-    page-faults its whole working set in again: about 11,000 faults and 40 % of the time of the
-    optimised "cpu" network on a 2-core VM (``benchmarks/README.md``). Raising ``M_MMAP_THRESHOLD``
-    to its maximum (32 MiB) and ``M_TRIM_THRESHOLD`` to 1 GiB keeps those blocks in the heap; the
-    process's memory then stays at its peak instead of falling back after each photo. Called once
-    per process by :func:`df2net.backends.make_backend`; returns whether it took effect.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return True
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
-        return False
-    ok = bool(mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
-    _MALLOC_TUNED = ok
-    return ok
-
-
-_THREADS_SET = False
-
-
-def set_inference_threads(threads: int | None = None) -> int:
-    """Set PyTorch's intra-op threads once per process: ``threads``, or the physical cores.
-
-    Later calls without ``threads`` change nothing (a user's or an earlier caller's choice
-    stands); ``OMP_NUM_THREADS`` in the environment, when set, wins over the default. Returns the
-    thread count in force.
-    """
-    global _THREADS_SET
-    if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
-        _THREADS_SET = True
-    elif not _THREADS_SET:
-        if not os.environ.get("OMP_NUM_THREADS"):
-            torch.set_num_threads(physical_cores())
-        _THREADS_SET = True
-    return torch.get_num_threads()

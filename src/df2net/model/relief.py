@@ -41,8 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: The relief network's modes (see the module docstring).
-RELIEF_MODES = ("band", "gate", "shade")
+from df2net.model.config import RELIEF_MODES
 
 #: The channels of :func:`relief_features` by mode, in order. ``"band"`` shows the network all but
 #: its last channel (``hp_fine`` is used for the output only); ``"gate"`` shows all of them.

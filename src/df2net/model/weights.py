@@ -12,26 +12,35 @@ Weights are ``.safetensors`` files. Their ``__metadata__`` holds JSON strings:
 
 The original release (``DF2Net.pth.tar``, a pickled ``torch.nn.DataParallel`` state dict) is read
 only by :func:`convert_checkpoint`, with ``torch.load(weights_only=True)``.
+
+:func:`read_weights` reads and checks a file without PyTorch (the header, the config, the sha256
+of the tensors' bytes) and builds the network only when it is asked for: running an exported
+network (ONNX Runtime) needs no more. PyTorch is imported by the functions that need it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-from torch import Tensor
+from safetensors import SafetensorError
 
 from df2net.errors import WeightsError
 from df2net.io import atomic_path
-from df2net.model.df2net import DF2Net, ModelConfig, build_model
+from df2net.model.config import ModelConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor
+
+    from df2net.model.df2net import DF2Net
 
 #: Value of the ``format`` metadata entry.
 WEIGHTS_FORMAT: str = "df2net.weights/1"
@@ -46,6 +55,23 @@ WEIGHTS_PACKAGE_DIR: str = "weights"
 
 _CHUNK = 1 << 24
 
+#: safetensors' dtype codes: the dtype's name in :func:`tensor_digest` and its bytes per element.
+_DTYPES: dict[str, tuple[str, int]] = {
+    "BOOL": ("bool", 1),
+    "U8": ("uint8", 1),
+    "I8": ("int8", 1),
+    "I16": ("int16", 2),
+    "U16": ("uint16", 2),
+    "F16": ("float16", 2),
+    "BF16": ("bfloat16", 2),
+    "I32": ("int32", 4),
+    "U32": ("uint32", 4),
+    "F32": ("float32", 4),
+    "I64": ("int64", 8),
+    "U64": ("uint64", 8),
+    "F64": ("float64", 8),
+}
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -57,6 +83,29 @@ class LoadedModel:
     path: Path | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class WeightsFile:
+    """A weights file read and checked without PyTorch: what a :class:`LoadedModel` holds, with
+    ``model`` built (PyTorch) on first use.
+
+    ``metadata["sha256"]`` has been checked against the tensors' bytes; whether the tensors fit
+    ``config`` is checked when ``model`` is built (:func:`load_weights`).
+    """
+
+    config: ModelConfig
+    metadata: dict[str, Any]
+    path: Path
+    device: str = "cpu"
+
+    @cached_property
+    def model(self) -> DF2Net:
+        """The network in eval mode on ``device``, loaded strictly from :attr:`path`."""
+        loaded = load_weights(self.path, self.device)
+        if loaded.config != self.config or loaded.metadata.get("sha256") != self.metadata.get("sha256"):
+            raise WeightsError(f"{self.path}: the file changed since it was read")
+        return loaded.model
+
+
 def tensor_digest(tensors: Mapping[str, Tensor]) -> str:
     """SHA-256 (hex) of a tensor payload, independent of how the file lays it out.
 
@@ -64,14 +113,20 @@ def tensor_digest(tensors: Mapping[str, Tensor]) -> str:
     name (``float32`` ...), the shape (``"64,3,4,4"``), each followed by a NUL byte, then the
     tensor's bytes in C order (native, little-endian on every platform we run on).
     """
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
-        dtype = str(t.dtype).removeprefix("torch.")
-        shape = ",".join(str(s) for s in t.shape)
-        digest.update(f"{name}\0{dtype}\0{shape}\0".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        data = t.reshape(-1).view(torch.uint8).numpy().tobytes()
+        _digest_tensor(digest, name, str(t.dtype).removeprefix("torch."), t.shape, data)
     return digest.hexdigest()
+
+
+def _digest_tensor(digest: Any, name: str, dtype: str, shape: Sequence[int], data: bytes | memoryview) -> None:
+    """Add one tensor to a :func:`tensor_digest`: its name, dtype name and shape, then its bytes."""
+    digest.update(f"{name}\0{dtype}\0{','.join(str(s) for s in shape)}\0".encode())
+    digest.update(data)
 
 
 def save_weights(
@@ -96,6 +151,9 @@ def save_weights(
     Returns the path written. Raises ValueError for an ``extra`` key that is reserved or a value
     that is not JSON-serialisable.
     """
+    import torch
+    from safetensors.torch import save_file
+
     path = Path(path)
     tensors: dict[str, Tensor] = {}
     for name, value in model.state_dict().items():
@@ -125,6 +183,18 @@ def save_weights(
     return path
 
 
+def read_weights(path: str | Path, device: str = "cpu") -> WeightsFile:
+    """Read a weights file's config and metadata and check its digest, without PyTorch.
+
+    Returns a :class:`WeightsFile` whose network is built on ``device`` on first use. Raises
+    :class:`~df2net.errors.WeightsError` (one line naming the file) when the file is missing, is
+    not a df2net ``.safetensors`` file, was modified (digest mismatch) or states a bad config.
+    """
+    path = Path(path)
+    config, metadata, _ = _read_checked(path)
+    return WeightsFile(config=config, metadata=metadata, path=path, device=str(device))
+
+
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the network described by a weights file, check its digest and load it strictly.
 
@@ -133,16 +203,31 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> Loaded
     is not a df2net ``.safetensors`` file, was modified (digest mismatch) or does not fit the
     config it states.
     """
+    from safetensors.torch import load as load_tensors
+
+    from df2net.model.df2net import build_model
+
     path = Path(path)
+    config, metadata, data = _read_checked(path)
+    try:
+        tensors = load_tensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise WeightsError(_unreadable(path, exc)) from exc
+    model = build_model(config)
+    _load_strict(model, tensors, f"{path}: weights do not fit model config {config.name!r}")
+    model.to(device).eval()
+    return LoadedModel(model=model, config=config, metadata=metadata, path=path)
+
+
+def _read_checked(path: Path) -> tuple[ModelConfig, dict[str, Any], bytes]:
+    """A weights file's config, decoded metadata and bytes, its digest and config checked."""
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            raw_metadata = dict(handle.metadata() or {})
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        hint = " (an original DF2Net checkpoint must be converted first: df2net convert-checkpoint)"
-        raise WeightsError(f"{path}: not a readable .safetensors file: {_one_line(exc)}{hint}") from exc
+        data = path.read_bytes()
+        raw_metadata, tensors, start = _safetensors_header(data)
+    except (OSError, ValueError) as exc:
+        raise WeightsError(_unreadable(path, exc)) from exc
     metadata = {key: _decode(value) for key, value in raw_metadata.items()}
     if "config" not in metadata or "sha256" not in metadata:
         raise WeightsError(f"{path}: not df2net weights (no 'config' or 'sha256' in the metadata)")
@@ -157,12 +242,53 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> Loaded
             f"{path}: metadata input_size {metadata['input_size']} contradicts "
             f"config input_size {config.input_size}"
         )
-    if tensor_digest(tensors) != metadata["sha256"]:
+    digest = hashlib.sha256()
+    view = memoryview(data)
+    for name in sorted(tensors):
+        dtype, shape, begin, end = tensors[name]
+        _digest_tensor(digest, name, dtype, shape, view[start + begin : start + end])
+    if digest.hexdigest() != metadata["sha256"]:
         raise WeightsError(f"{path}: sha256 of the tensors does not match the metadata (corrupted or modified)")
-    model = build_model(config)
-    _load_strict(model, tensors, f"{path}: weights do not fit model config {config.name!r}")
-    model.to(device).eval()
-    return LoadedModel(model=model, config=config, metadata=metadata, path=path)
+    return config, metadata, data
+
+
+def _safetensors_header(data: bytes) -> tuple[dict[str, str], dict[str, tuple[str, list[int], int, int]], int]:
+    """The header of a ``.safetensors`` file's bytes: its ``__metadata__``, each tensor's
+    ``(dtype name, shape, begin, end)`` (byte offsets into the data) and where the data starts.
+
+    The layout: an 8-byte little-endian header length, the header (JSON), the tensors' bytes.
+    Raises ValueError when the bytes do not hold one.
+    """
+    if len(data) < 8:
+        raise ValueError("shorter than a header")
+    size = int.from_bytes(data[:8], "little")
+    if size > len(data) - 8:
+        raise ValueError(f"header of {size} bytes in a file of {len(data)}")
+    header = json.loads(data[8 : 8 + size])  # a JSONDecodeError is a ValueError
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    available = len(data) - 8 - size
+    tensors = {}
+    for name, entry in header.items():
+        try:
+            dtype, width = _DTYPES[entry["dtype"]]
+            shape = [int(n) for n in entry["shape"]]
+            begin, end = (int(n) for n in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad header entry for {name!r}") from exc
+        if not 0 <= begin <= end <= available or end - begin != width * math.prod(shape):
+            raise ValueError(f"bad data offsets for {name!r}")
+        tensors[name] = (dtype, shape, begin, end)
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("the metadata are not strings")
+    return metadata, tensors, 8 + size
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """The one-line message for a file that is no ``.safetensors`` file."""
+    hint = " (an original DF2Net checkpoint must be converted first: df2net convert-checkpoint)"
+    return f"{path}: not a readable .safetensors file: {_one_line(exc)}{hint}"
 
 
 def convert_checkpoint(old_path: str | Path, new_path: str | Path, *, half: bool = False) -> Path:
@@ -174,6 +300,11 @@ def convert_checkpoint(old_path: str | Path, new_path: str | Path, *, half: bool
     ``momentum=None``, which DF2Net does not use. Everything else must match
     ``build_model("original")`` exactly. Returns ``new_path``.
     """
+    import torch
+    from torch import Tensor
+
+    from df2net.model.df2net import build_model
+
     old_path = Path(old_path)
     if not old_path.is_file():
         raise WeightsError(f"{old_path}: no such checkpoint file")
@@ -214,13 +345,24 @@ def load_model(weights: str | Path | None = None, device: str | torch.device = "
 
     Raises :class:`~df2net.errors.WeightsError` when no weights are given and none are shipped.
     """
+    return load_weights(_weights_path(weights), device=device)
+
+
+def open_model(weights: str | Path | None = None, device: str = "cpu") -> WeightsFile:
+    """:func:`load_model` without PyTorch: :func:`read_weights` of ``weights`` or the shipped file,
+    the network built on first use of ``model``."""
+    return read_weights(_weights_path(weights), device=device)
+
+
+def _weights_path(weights: str | Path | None) -> Path:
+    """``weights``, or the weights shipped with the package; a WeightsError when there are none."""
     path = Path(weights) if weights is not None else default_weights_path()
     if path is None:
         raise WeightsError(
             "no weights available: none are shipped in the df2net package; pass --weights FILE.safetensors "
             "(the original DF2Net.pth.tar can be converted with `df2net convert-checkpoint`)"
         )
-    return load_weights(path, device=device)
+    return path
 
 
 def _load_strict(model: DF2Net, state: Mapping[str, Tensor], context: str) -> None:
@@ -281,6 +423,8 @@ def reconfigure_weights(source: str | Path, target: str | Path, config: ModelCon
     "cpu" config: 512² input, D and F at 256²). The tensors are the same; only the sizes the
     network is run at change. Raises :class:`WeightsError` if the shapes do not fit.
     """
+    from df2net.model.df2net import build_model
+
     loaded = load_weights(source)
     model = build_model(config)
     _load_strict(model, loaded.model.state_dict(), f"{source} -> config {model.config.name!r}")
@@ -301,6 +445,8 @@ def interpolate_weights(
     ``keep_prefixes`` (default: Fr-Net) come from ``new``, as do the config and the recipe.
     Raises :class:`WeightsError` if the files' tensors differ in names or shapes.
     """
+    import torch
+
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     a, b = load_weights(new), load_weights(old)
