@@ -131,3 +131,25 @@ cp runs/eval_ict_shipped/table.{txt,md,csv} runs/eval_ict_shipped/figure.png doc
 $DF2NET evaluate data/ict_eval --weights runs/chain_fine_ict.safetensors --no-baselines -o runs/eval_ict_fine --save-depth
 $PY scripts/expression_regions.py data/ict_eval runs/eval_ict_shipped runs/eval_ict_fine
 $PY scripts/open_mouths.py ../shared/data/df2net_demo --weights runs/chain_fine_ict.safetensors
+
+# 11. (Tried, not shipped: see the model card.) The same with step 8's Surrey sets mixed back in
+#     (56 % ICT per batch), on 2 free cores: D 50 min (1,753 steps), F 40 min (739 steps); then
+#     the midpoint with the shipped file. ICT renders 7.20 -> 6.34 % (midpoint 6.70), demo open
+#     mouths +2.4 -> +4.7 mm, but the standard set 5.69 -> 5.83 % (midpoint 5.73) and the relief
+#     set 5.45 -> 5.74 % (5.57).
+$DF2NET train --train-config training/dense_mix.json --out runs/dense_mix
+$DF2NET train --train-config training/fine_mix.json --out runs/fine_mix
+$PY - <<'PY'
+from df2net.model import load_weights
+from df2net.model.weights import interpolate_weights, reconfigure_weights
+shipped = 'src/df2net/weights/df2net_cpu.safetensors'
+reconfigure_weights('runs/fine_mix/final.safetensors', 'runs/chain_fine_mix.safetensors', load_weights(shipped).config)
+interpolate_weights('runs/chain_fine_mix.safetensors', shipped, 0.5, 'runs/chain_mix_a05.safetensors')
+PY
+for w in fine_mix mix_a05; do
+  $DF2NET evaluate data/synth_eval --weights runs/chain_$w.safetensors --no-baselines -o runs/eval_std_$w --save-depth
+  $DF2NET evaluate data/ict_eval --weights runs/chain_$w.safetensors --no-baselines -o runs/eval_ict_$w --save-depth
+  $DF2NET evaluate data/synth_relief_eval --weights runs/chain_$w.safetensors --no-baselines -o runs/eval_relief_$w
+done
+$PY scripts/expression_regions.py data/ict_eval runs/eval_ict_shipped runs/eval_ict_fine_mix runs/eval_ict_mix_a05
+$PY scripts/open_mouths.py ../shared/data/df2net_demo --weights runs/chain_fine_mix.safetensors --weights runs/chain_mix_a05.safetensors
