@@ -33,8 +33,12 @@ def test_onnxruntime_path_imports_no_torch_and_gives_the_same_depth(
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("DF2NET_CACHE_DIR", str(cache))
+    # A path of this test's own: backends are cached per process and weights path, and another
+    # test may already have built one for the shared weights (with its export elsewhere).
+    weights = tmp_path / "weights.safetensors"
+    weights.write_bytes(random_weights.read_bytes())
     # One thread each, in both processes: the same ONNX Runtime work, hence the same bits.
-    reconstructor = Reconstructor(weights=random_weights, threads=1)  # exports the network once
+    reconstructor = Reconstructor(weights=weights, threads=1)  # exports the network once
     if reconstructor.backend.name != "onnxruntime":
         pytest.skip("the ONNX exporter's packages are missing: the auto backend is torch")
     assert Path(reconstructor.backend.source).parent == cache / "onnx"
@@ -42,7 +46,7 @@ def test_onnxruntime_path_imports_no_torch_and_gives_the_same_depth(
 
     env = {**os.environ, "DF2NET_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "out"
-    args = [sys.executable, "-c", _RECONSTRUCT, str(sample_photo), str(out), str(random_weights)]
+    args = [sys.executable, "-c", _RECONSTRUCT, str(sample_photo), str(out), str(weights)]
     run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout.strip().splitlines()[-1])
