@@ -182,10 +182,10 @@ def predict_stage_depths(
     return out
 
 
-
 def per_face(timings: dict[str, float], faces: int) -> dict[str, float]:
     """Each face's share of a photo's timings (the whole of them for a photo without faces)."""
     return {k: v / max(faces, 1) for k, v in timings.items()}
+
 
 class Reconstructor:
     """Photo in, reconstructed faces out. Loads the detector and the network once.
