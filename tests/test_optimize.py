@@ -12,7 +12,7 @@ from torch import nn
 
 from df2net.cpu import physical_cores
 from df2net.model.df2net import ModelConfig, build_model
-from df2net.model.optimize import fold_batch_norm, fuse_for_inference
+from df2net.model.optimize import fold_batch_norm, fuse_for_inference, transposed_as_conv
 
 #: A small network of the original layout (D-Net and F-Net at full size, detail added to dense).
 TINY = ModelConfig(name="tiny", dense_channels=4, fine_channels=16, finer_channels=16, input_size=256, dense_size=256)
@@ -64,6 +64,22 @@ def test_fold_batch_norm_equals_conv_then_bn(conv_type) -> None:
     _assert_close_relative(got, want, 1e-5)
 
 
+@pytest.mark.parametrize("kernel, padding, bias", [(3, 1, False), (3, 0, True), (5, 2, True), (4, 1, False)])
+def test_stride_one_transposed_conv_becomes_the_same_conv(kernel, padding, bias) -> None:
+    torch.manual_seed(1)
+    tconv = nn.ConvTranspose2d(6, 5, kernel, padding=padding, bias=bias)
+    x = torch.randn(2, 6, 15, 17)
+    conv = transposed_as_conv(tconv)
+    assert isinstance(conv, nn.Conv2d)
+    with torch.no_grad():
+        want, got = tconv(x), conv(x)
+    assert got.shape == want.shape
+    _assert_close_relative(got, want, 1e-6)
+    # Anything else has no such plain convolution and is left alone.
+    assert transposed_as_conv(nn.ConvTranspose2d(6, 5, 4, stride=2, padding=1)) is None
+    assert transposed_as_conv(nn.ConvTranspose2d(6, 4, 3, padding=1, groups=2)) is None
+
+
 @pytest.mark.parametrize("config", ["cpu", TINY], ids=["cpu", "tiny-original-layout"])
 def test_fused_model_gives_the_same_stages(config) -> None:
     torch.manual_seed(0)
@@ -82,6 +98,7 @@ def test_fused_model_gives_the_same_stages(config) -> None:
     # No batch norm or dropout is left, nothing trains, and the model given is untouched.
     kinds = {type(m) for m in fused.modules()}
     assert not kinds & {nn.BatchNorm2d, nn.Dropout, nn.Dropout2d}
+    assert not [m for m in fused.modules() if isinstance(m, nn.ConvTranspose2d) and m.stride == (1, 1)]
     assert not any(p.requires_grad for p in fused.parameters())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert model.training is False and any(isinstance(m, nn.BatchNorm2d) for m in model.modules())

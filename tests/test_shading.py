@@ -12,6 +12,7 @@ from df2net.shading import (
     ambient_sh,
     directional_sh,
     fit_sh_lighting,
+    fit_sh_lighting_xyz,
     luminance,
     random_sh_lighting,
     sh_basis,
@@ -77,6 +78,21 @@ def test_fit_is_batch_aware_and_numpy_friendly() -> None:
     # Batch of grayscale lights.
     gray = true[..., 0]
     assert torch.allclose(fit_sh_lighting(nb, shade(nb, gray), mask, reg=1e-10), gray, atol=1e-5)
+
+
+def test_fit_from_components_equals_the_general_fit() -> None:
+    """fit_sh_lighting_xyz (the relief network's) solves the same problem as fit_sh_lighting."""
+    n, mask = _sphere_normals(48)
+    rng = np.random.default_rng(3)
+    true = torch.as_tensor(np.stack([random_sh_lighting(rng, colour=False) for _ in range(2)]), dtype=torch.float32)
+    nb = n.to(torch.float32).expand(2, -1, -1, -1)
+    img = shade(nb, true) + 0.01 * torch.as_tensor(rng.normal(size=(2, 48, 48)), dtype=torch.float32)
+    masks = torch.stack([mask, mask & (torch.arange(48)[None, :] < 30)])  # a different mask per image
+    general = fit_sh_lighting(nb, img, masks.to(torch.float32))
+    from_xyz = fit_sh_lighting_xyz(nb[..., 0], nb[..., 1], nb[..., 2], img, masks)
+    assert from_xyz.shape == (2, 9) and from_xyz.dtype == torch.float32
+    assert torch.allclose(from_xyz, general, rtol=1e-6, atol=1e-7)
+    assert torch.allclose(from_xyz, true, atol=0.02)  # and it recovers the light under the noise
 
 
 def test_light_from_front_makes_centre_brightest() -> None:

@@ -41,7 +41,7 @@ STAGE_OUTPUTS: tuple[str, str, str] = ("dense", "fine", "finer")
 OPSET: int = 18
 
 #: Version of the exported graph (inputs, outputs, what is folded); part of the cache's file names.
-ONNX_FORMAT: str = "df2net.onnx-2"
+ONNX_FORMAT: str = "df2net.onnx-3"
 
 _MISSING_HINT = "install the optional ONNX packages: pip install 'df2net[onnx]'"
 

@@ -2,7 +2,8 @@
 
 :func:`fuse_for_inference` folds every batch norm into the convolution or transposed convolution
 before it (their running statistics are constants at inference), drops the dropout layers (no-ops
-in eval mode) and stores the weights channels-last, the layout oneDNN runs fastest on a CPU. The
+in eval mode), turns stride-1 transposed convolutions into the plain convolutions they equal
+(which both runtimes run several times faster) and stores the weights channels-last, the layout oneDNN runs fastest on a CPU. The
 result computes the same depths to float rounding (about 1e-6 relative), in fewer operations, but
 it can no longer be trained or saved as df2net weights: its state dict has other keys.
 
@@ -18,7 +19,7 @@ from torch import nn
 
 from df2net.model.df2net import DF2Net
 
-__all__ = ["fold_batch_norm", "fuse_for_inference"]
+__all__ = ["fold_batch_norm", "fuse_for_inference", "transposed_as_conv"]
 
 
 @torch.no_grad()
@@ -43,12 +44,35 @@ def fold_batch_norm(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) ->
     conv.bias = nn.Parameter((old_bias * scale + shift).to(conv.weight.dtype), requires_grad=False)
 
 
+@torch.no_grad()
+def transposed_as_conv(tconv: nn.ConvTranspose2d) -> nn.Conv2d | None:
+    """The ``Conv2d`` that computes what a stride-1 ``tconv`` does, or None for any other.
+
+    With stride 1 a transposed convolution is the convolution with the kernel flipped in both
+    spatial axes, its in and out channels swapped, and padding ``k - 1 - p``.
+    """
+    ungrouped = tconv.groups == 1 and tconv.dilation == (1, 1) and tconv.output_padding == (0, 0)
+    if tconv.stride != (1, 1) or not ungrouped or tconv.padding_mode != "zeros":
+        return None
+    kh, kw = tconv.kernel_size
+    ph, pw = tconv.padding
+    if ph > kh - 1 or pw > kw - 1:
+        return None
+    conv = nn.Conv2d(tconv.in_channels, tconv.out_channels, (kh, kw), padding=(kh - 1 - ph, kw - 1 - pw),
+                     bias=tconv.bias is not None)
+    conv.weight.copy_(tconv.weight.transpose(0, 1).flip(2, 3))
+    if tconv.bias is not None:
+        conv.bias.copy_(tconv.bias)
+    return conv.to(tconv.weight.dtype)
+
+
 def fuse_for_inference(model: DF2Net, *, channels_last: bool = True) -> DF2Net:
     """An eval-only copy of ``model`` with batch norms folded into the convolutions before them.
 
     Every ``BatchNorm2d`` that directly follows a ``Conv2d`` / ``ConvTranspose2d`` (in a
     ``Sequential``, or as D-Net's ``add_transpose_conv_i`` / ``add_transpose_bn_i`` pairs) is folded
-    into it and replaced by ``nn.Identity``; ``Dropout`` layers become ``nn.Identity`` too. With
+    into it and replaced by ``nn.Identity``; ``Dropout`` layers become ``nn.Identity`` too, and
+    stride-1 transposed convolutions plain ones (:func:`transposed_as_conv`). With
     ``channels_last`` (for running in PyTorch) the 4-D weights are stored channels-last: feed it
     channels-last input for speed (any layout gives the same result). ``model`` itself is not
     changed.
@@ -67,6 +91,10 @@ def fuse_for_inference(model: DF2Net, *, channels_last: bool = True) -> DF2Net:
         if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d):
             fold_batch_norm(conv, bn)
             setattr(fused, bn_name, nn.Identity())
+    for module in list(fused.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.ConvTranspose2d) and (conv := transposed_as_conv(child)) is not None:
+                setattr(module, name, conv)
     leftover = [name for name, m in fused.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if leftover:
         raise ValueError(f"batch norms not preceded by a convolution, cannot fold: {', '.join(leftover)}")

@@ -227,12 +227,12 @@ def shading_features(lum_linear: Tensor, depth_px: Tensor, mask: Tensor, sigma: 
     slopes ``dz/du`` and ``-dz/dv`` (how a change of slope would change it: the light's direction).
     """
     from df2net.geometry import depth_slopes_torch
-    from df2net.shading import fit_sh_lighting
+    from df2net.shading import fit_sh_lighting_xyz
 
     p, q = depth_slopes_torch(depth_px, mask > 0)
-    normals = torch.stack(_normal_of_slopes(p, q), dim=-1)[:, 0]  # (B, H, W, 3)
-    fit_mask = _erode_mask(mask, int(round(2 * sigma)))[:, 0]
-    light = fit_sh_lighting(normals, lum_linear[:, 0], fit_mask)
+    nx, ny, nz = (c[:, 0] for c in _normal_of_slopes(p, q))  # (B, H, W) each
+    fit_mask = _erode_mask(mask, int(round(2 * sigma)))[:, 0] > 0.5
+    light = fit_sh_lighting_xyz(nx, ny, nz, lum_linear[:, 0], fit_mask)
     log_shade = lambda dp, dq: torch.log(_shade_of_slopes(p + dp, q + dq, light).clamp_min(0.0) + _LUM_EPS)  # noqa: E731
     h = _SLOPE_STEP
     d_dx = ((log_shade(h, 0.0) - log_shade(-h, 0.0)) / (2 * h)).clamp(-_MAX_LOG_SLOPE, _MAX_LOG_SLOPE) * mask
@@ -328,7 +328,7 @@ class ReliefNet(nn.Module):
             skips.append(h)
         for block, skip in zip(self.up, reversed(skips[:-1])):
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            h = block(torch.cat([h, skip], dim=1))
+            h = _conv_of_concat(block, h, skip)
         head = self.head(h)
         relief = highpass(head[:, 0:1] * self.gain, mask, self.sigma)
         c = HP_FINE_CHANNEL[self.mode]
@@ -342,6 +342,17 @@ class ReliefNet(nn.Module):
     def forward(self, fine_px: Tensor, x: Tensor) -> Tensor:
         """The detail change in pixels for F-Net's depth ``fine_px`` and the masked crop ``x``."""
         return self.forward_features(self.features(fine_px, x), input_mask(x))
+
+
+def _conv_of_concat(block: nn.Sequential, a: Tensor, b: Tensor) -> Tensor:
+    """``block(torch.cat([a, b], dim=1))`` for a block of a convolution and its activation,
+    as the sum of the convolution's two halves: the same sum of products, without writing the
+    concatenation (at full resolution, copying it and converting its layout cost ONNX Runtime
+    more than the convolution; see benchmarks/README.md)."""
+    conv, act = block[0], block[1]
+    ca = a.shape[1]
+    pad = conv.padding
+    return act(F.conv2d(a, conv.weight[:, :ca], None, padding=pad) + F.conv2d(b, conv.weight[:, ca:], conv.bias, padding=pad))
 
 
 def warm_start(net: ReliefNet, state: dict[str, Tensor], mode: str) -> int:
