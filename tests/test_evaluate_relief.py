@@ -149,10 +149,16 @@ def test_save_depth_writes_the_raw_predictions_under_their_file_names(dataset: P
     evaluate(dataset, [reader, smooth_fit], out_dir=tmp_path, save_depth=True, progress=False)
     for name in ("000000", "000001"):
         folder = tmp_path / "depth" / name
-        assert sorted(p.name for p in folder.iterdir()) == ["finer.npy", "mean_face.npy"]  # no temp files left
         sample = load_sample(dataset / name)
+        twin = ["unmarked"] if sample.has_marks else []  # only 000001 has marks
+        assert sorted(p.name for p in folder.iterdir()) == ["finer.npy", "mean_face.npy", *twin]  # no temp files left
         np.testing.assert_array_equal(np.load(folder / "finer.npy"), reader(sample)["df2net D+F+Fr"])
         np.testing.assert_array_equal(np.load(folder / "mean_face.npy"), smooth_fit(sample)["3DMM mean face"])
+    # The unmarked twin's depths, for scoring the false relief again later.
+    twin_folder = tmp_path / "depth" / "000001" / "unmarked"
+    unmarked = load_sample(dataset / "000001").unmarked()
+    assert sorted(p.name for p in twin_folder.iterdir()) == ["finer.npy", "mean_face.npy"]
+    np.testing.assert_array_equal(np.load(twin_folder / "finer.npy"), reader(unmarked)["df2net D+F+Fr"])
 
 
 def test_every_row_label_has_its_own_file_name() -> None:
@@ -171,7 +177,7 @@ def test_cli_save_depth_with_df2net_writes_one_file_per_stage(dataset: Path, ran
     assert code == 0
     for name in ("000000", "000001"):
         files = sorted(p.name for p in (out / "depth" / name).iterdir())
-        assert files == ["dense.npy", "fine.npy", "finer.npy"]
+        assert files == ["dense.npy", "fine.npy", "finer.npy", *(["unmarked"] if name == "000001" else [])]
         assert np.load(out / "depth" / name / "finer.npy").shape == (SIZE, SIZE)
     rows = {r["method"]: r for r in json.loads((out / "table.json").read_text())}
     assert set(rows) == {"df2net D", "df2net D+F", "df2net D+F+Fr"}

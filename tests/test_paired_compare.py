@@ -29,6 +29,9 @@ def test_summary_separates_a_shift_from_noise(paired):
     assert shifted["diff"] == pytest.approx(0.5, abs=0.05)
     assert shifted["low"] > 0 and paired.verdict(shifted) == "worse"
     assert paired.verdict(paired.paired_summary(base, base - 0.5 + 0.2 * noise)) == "better"
+    # Where higher is better (relief r) the same shift is better, and wins count the higher ones.
+    higher = paired.paired_summary(base, base + 0.5 + 0.2 * noise, sign=-1)
+    assert paired.verdict(higher, sign=-1) == "better" and higher["wins"] == int((0.5 + 0.2 * noise > 0).sum())
     # The same mean shift buried in per-render differences ten times larger is noise.
     noisy = paired.paired_summary(base[:20], base[:20] + 0.1 + 2.0 * noise[:20])
     assert noisy["low"] < 0 < noisy["high"] and paired.verdict(noisy) == "within noise"

@@ -69,6 +69,10 @@ DEPTH_FILE_NAMES: dict[str, str] = {
 }
 
 
+#: Sub-folder of ``depth/<sample>/`` that holds the depths of a marked sample's unmarked twin.
+UNMARKED_DIR = "unmarked"
+
+
 def depth_file_name(label: str) -> str:
     """The ``--save-depth`` file name of a row label; unknown labels are slugged (``a_b_c``)."""
     return DEPTH_FILE_NAMES.get(label) or re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "method"
@@ -300,7 +304,8 @@ def evaluate(
 
     Samples with albedo-only marks are run a second time on their unmarked image, for the
     false-relief column. With ``save_depth`` each method's raw depth is written to
-    ``out_dir/depth/<sample>/<name>.npy`` (:data:`DEPTH_FILE_NAMES`).
+    ``out_dir/depth/<sample>/<name>.npy`` (:data:`DEPTH_FILE_NAMES`), and that of the unmarked
+    twin to ``out_dir/depth/<sample>/unmarked/<name>.npy``.
     """
     from tqdm import tqdm
 
@@ -316,6 +321,8 @@ def evaluate(
             per_method.setdefault(name, []).append(score_sample(pred, sample, unmarked.get(name)))
         if save_depth:
             save_depths(Path(out_dir) / "depth" / sample.name, preds)
+            if unmarked:
+                save_depths(Path(out_dir) / "depth" / sample.name / UNMARKED_DIR, unmarked)
         if len(figure_rows) < figure_samples:
             figure_rows.append((sample, preds))
     rows = [summarise(name, scores) for name, scores in per_method.items()]
