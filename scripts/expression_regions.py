@@ -12,6 +12,8 @@ the whole face mask, as ``evaluate`` does, and then scored only inside a region:
 - **eyes** (renders with ``eyeBlink`` >= ``--closed`` on either side): each eye's polygon
   (landmarks 37-42, 43-48) widened by 12 % of that distance (the lids around it).
 
+(The rule lives in :mod:`df2net.face_regions`, which training's region boost uses too.)
+
 Depth error is the mean absolute error over the face's depth range (%), as ``evaluate``'s; the
 normal error is the mean angle (degrees) of the normals of the aligned depth against the true
 normals. The renders' expressions come from their ``params.json``.
@@ -24,23 +26,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
-
-from df2net.face import fill_polygon
+from df2net.face_regions import EYES, EYES_WIDEN, MOUTH, MOUTH_WIDEN, region_mask
 from df2net.geometry import depth_to_normals
 from df2net.metrics import align_depth, depth_range, mean_normal_angle
-
-MOUTH = tuple(range(48, 60))
-EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
-
-
-def region_mask(landmarks: np.ndarray, groups: tuple[tuple[int, ...], ...], widen: float, size: int) -> np.ndarray:
-    """The landmarks' polygons, dilated by ``widen`` times the eye-corner distance."""
-    out = np.zeros((size, size), bool)
-    for g in groups:
-        out |= fill_polygon(landmarks[list(g)], size, size)
-    eyes = float(np.linalg.norm(landmarks[36] - landmarks[45]))
-    return ndimage.binary_dilation(out, iterations=max(1, int(round(widen * eyes))))
 
 
 def region_scores(pred: np.ndarray, depth: np.ndarray, normals: np.ndarray, mask: np.ndarray, region: np.ndarray) -> tuple[float, float]:
@@ -67,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         expr = json.loads((folder / "params.json").read_text()).get("expression", {})
         wants = []
         if expr.get("jawOpen", 0.0) >= args.open:
-            wants.append(("mouth", (MOUTH,), 0.06))
+            wants.append(("mouth", MOUTH, MOUTH_WIDEN))
         if max(expr.get("eyeBlink_L", 0.0), expr.get("eyeBlink_R", 0.0)) >= args.closed:
-            wants.append(("eyes", EYES, 0.12))
+            wants.append(("eyes", EYES, EYES_WIDEN))
         if not wants:
             continue
         sample = load_sample(folder)

@@ -814,3 +814,169 @@ def test_band_l1_sees_the_relief_band_and_not_smooth_or_offset_errors() -> None:
     assert float(band_l1(smooth, target, mask, 4.0)[0]) < 0.2 * bump_err
     assert bump_err > 0.3  # most of the bumps' mean |value| (about 0.4) is in the band
     assert float(band_l1(target, target, mask, 4.0)[0]) == 0.0
+
+
+# --------------------------------------------------------------------------- region boost
+
+
+@pytest.fixture(scope="module")
+def region_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two synthetic samples; the first has landmarks (eyes and mouth left of centre), the second none."""
+    from test_face_regions import synthetic_landmarks
+
+    root = write_dataset(tmp_path_factory.mktemp("regions") / "synth", "synthetic", 2, seed=21)
+    lm = synthetic_landmarks(dx=-30.0)
+    (root / "000000" / "landmarks.json").write_text(json.dumps({"crop": lm.tolist()}))
+    return root
+
+
+def test_region_maps_come_from_the_landmarks_and_move_with_the_mask(region_dir: Path) -> None:
+    from test_face_regions import synthetic_landmarks
+
+    from df2net.face_regions import expression_regions
+
+    lm = synthetic_landmarks(dx=-30.0)
+    folder = FaceFolder.open(region_dir)
+    full = folder.load(0, 512, region=True)
+    assert torch.equal(full["region"][0] > 0, torch.from_numpy(expression_regions(lm, 512)))
+    half = folder.load(0, 256, region=True)
+    region = half["region"][0] > 0
+    expected = torch.from_numpy(expression_regions((lm + 0.5) / 2 - 0.5, 256))
+    assert float((region & expected).sum()) / float((region | expected).sum()) > 0.85  # resized like a mask
+    assert set(torch.unique(half["region"]).tolist()) == {0.0, 1.0}
+    assert not (region & (half["face_mask"][0] == 0)).any()
+    assert "region" not in folder.load(0, 256)  # asked for only
+    assert float(folder.load(1, 256, region=True)["region"].sum()) == 0.0  # no landmarks.json: no region
+
+    source = [DataSource(str(region_dir))]
+    plain = TrainingSet(source, 256, AugmentConfig.off(), regions=True)[(0, 0, 0, 0)]
+    no_warp = {"flip": 1.0, "scale": 0.0, "shift": 0.0, "rotate_deg": 0.0}
+    flipped = TrainingSet(source, 256, AugmentConfig(**no_warp), regions=True)[(0, 0, 0, 0)]
+    assert torch.equal(plain["region"], half["region"])
+    assert torch.equal(flipped["region"], torch.flip(plain["region"], dims=(-1,)))
+    assert torch.equal(flipped["face_mask"], torch.flip(plain["face_mask"], dims=(-1,)))
+    cols = torch.arange(256.0)
+
+    def centre_u(r: torch.Tensor) -> float:
+        return float((r[0].sum(0) * cols).sum() / r.sum())
+
+    assert centre_u(plain["region"]) < 120 and centre_u(flipped["region"]) > 136  # left of centre, then right
+    warped = TrainingSet(source, 256, AugmentConfig(flip=1.0, rotate_deg=10.0), regions=True)
+    for step in range(3):
+        item = warped[(0, 0, step, 0)]
+        assert 0.8 < float(item["region"].sum() / plain["region"].sum()) < 1.25
+        assert not ((item["region"] > 0) & (item["face_mask"] == 0)).any()  # still inside the face
+        assert centre_u(item["region"]) > 128
+    assert "region" not in TrainingSet(source, 256, AugmentConfig.off())[(0, 0, 0, 0)]
+
+
+def _region_batch(size: int = 64) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """A batch of one smooth target in a square mask, a region square, and two equal bumps:
+    one inside the region, one outside (both well inside the mask)."""
+    gen = torch.Generator().manual_seed(3)
+    depth = 40.0 + torch.randn(1, 1, size, size, generator=gen).cumsum(-1) * 0.3
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., 8:56, 8:56] = 1
+    region = torch.zeros_like(mask)
+    region[..., 18:34, 18:34] = 1
+    yy, xx = torch.meshgrid(torch.arange(float(size)), torch.arange(float(size)), indexing="ij")
+
+    def bump(u: float) -> torch.Tensor:
+        return (1.5 * torch.exp(-((xx - u) ** 2 + (yy - 26) ** 2) / (2 * 2.0**2)))[None, None]
+
+    batch = {
+        "mask": mask,
+        "face_mask": mask,
+        "detail_mask": torch.zeros_like(mask),
+        "region": region,
+        "depth": depth,
+        "depth_base": depth,
+        "synthetic": torch.tensor([1.0]),
+    }
+    return batch, depth + bump(26.0), depth + bump(44.0)
+
+
+def test_region_boost_zero_leaves_the_loss_exactly_as_it_was() -> None:
+    from df2net.model import MODEL_CONFIGS
+    from df2net.train.losses import band_l1, units_to_grid_pixels
+
+    model_config, size = MODEL_CONFIGS["cpu"], 64
+    batch, inside, _ = _region_batch(size)
+    cfg = LossConfig(depth=1.0, normal=2.0, gradient=1.0, band=1.0, pair_sigma_px=32.0)
+    assert cfg.region_boost == 0.0
+    pred = {"fine": crop_pixels_to_units(inside, model_config)}
+    total, terms = stage_loss("fine", pred, batch, model_config, cfg, grid=size)
+    without = {k: v for k, v in batch.items() if k != "region"}
+    total2, terms2 = stage_loss("fine", pred, without, model_config, cfg, grid=size)
+    assert torch.equal(total, total2) and all(torch.equal(terms[k], terms2[k]) for k in terms)
+    # The terms as they were computed before region weights existed, bit for bit.
+    out_px = units_to_grid_pixels(pred["fine"], model_config, size)
+    tgt_px = batch["depth"] * (size / CROP_SIZE)
+    mask = batch["mask"]
+    tgt_units = crop_pixels_to_units(batch["depth"], model_config)
+    assert torch.equal(terms["depth"], depth_l1(pred["fine"], tgt_units, mask).mean())
+    assert torch.equal(terms["normal"], normal_loss(out_px, tgt_px, mask, 2).mean())
+    assert torch.equal(terms["gradient"], gradient_l1(out_px, tgt_px, mask, 2).mean())
+    assert torch.equal(terms["band"], band_l1(out_px, tgt_px, mask, 32.0 * size / CROP_SIZE).mean())
+
+
+def test_region_boost_makes_an_error_in_the_region_cost_more_than_the_same_error_outside() -> None:
+    from df2net.model import MODEL_CONFIGS
+
+    model_config, size = MODEL_CONFIGS["cpu"], 64
+    batch, inside, outside = _region_batch(size)
+    names = ("depth", "normal", "gradient", "band")
+
+    def terms(depth: torch.Tensor, boost: float, region: torch.Tensor | None = None) -> dict[str, float]:
+        cfg = LossConfig(depth=1.0, normal=1.0, gradient=1.0, band=1.0, pair_sigma_px=32.0, region_boost=boost)
+        b = batch if region is None else dict(batch, region=region)
+        _, t = stage_loss("fine", {"fine": crop_pixels_to_units(depth, model_config)}, b, model_config, cfg, grid=size)
+        return {k: float(t[k]) for k in names}
+
+    plain_in, plain_out = terms(inside, 0.0), terms(outside, 0.0)
+    boosted_in, boosted_out = terms(inside, 4.0), terms(outside, 4.0)
+    for k in names:
+        assert plain_in[k] == pytest.approx(plain_out[k], rel=0.05), k  # the same error, either place
+        assert boosted_in[k] > 1.5 * boosted_out[k] > 0, k
+        assert boosted_in[k] > plain_in[k] and boosted_out[k] < plain_out[k], k  # weighted means
+    # An empty region leaves every pixel at weight 1.
+    empty = terms(inside, 4.0, torch.zeros_like(batch["region"]))
+    assert all(empty[k] == pytest.approx(plain_in[k], rel=1e-6) for k in names)
+    with pytest.raises(ValueError, match="region"):
+        stage_loss(
+            "fine",
+            {"fine": crop_pixels_to_units(inside, model_config)},
+            {k: v for k, v in batch.items() if k != "region"},
+            model_config,
+            LossConfig(region_boost=1.0),
+            grid=size,
+        )
+
+
+def test_a_run_with_region_boost_carries_the_region_maps_into_its_batches(region_dir: Path, tmp_path: Path) -> None:
+    import argparse
+
+    from df2net.train.cli import build_config, register
+    from df2net.train.loop import Trainer
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["train", "--stage", "dense", "--data", "d", "--out", str(tmp_path / "c"), "--region-boost", "3"]
+    )
+    config, _ = build_config(args)
+    assert config.losses.region_boost == 3.0 and config.losses.normal == LossConfig.for_stage("dense").normal
+    with pytest.raises(ValueError, match="region_boost"):
+        TrainConfig(stage="dense", losses=LossConfig(region_boost=-1.0))
+
+    losses = replace(LossConfig.for_stage("dense"), region_boost=3.0)
+    small = {"data": [DataSource(str(region_dir))], "batch_size": 2, "steps": 1}
+    trainer = Trainer(tiny_config((region_dir, region_dir), tmp_path / "r", "dense", losses=losses, **small))
+    batch = next(iter(trainer.loader()))
+    assert batch["region"].shape == batch["mask"].shape and float(batch["region"].sum()) > 0
+    values, _ = trainer.train_step(batch)
+    assert np.isfinite(values["total"]) and values["depth"] > 0
+    trainer.close()
+    off = Trainer(tiny_config((region_dir, region_dir), tmp_path / "o", "dense", **small))
+    assert "region" not in next(iter(off.loader()))  # off: no landmarks read, no region field
+    off.close()

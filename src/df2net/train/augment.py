@@ -6,6 +6,8 @@ A sample is a dict of ``(C, H, W)`` float tensors on one square grid (see
 - ``image`` ``(3, H, W)`` RGB in [0, 1] (unmasked);
 - ``face_mask``, ``valid``, ``detail_mask`` ``(1, H, W)`` in {0, 1} (``valid``: where the depth
   files hold a surface);
+- optionally ``region`` ``(1, H, W)`` in {0, 1}: the mouth and eyes
+  (:func:`df2net.face_regions.expression_regions`), moved like the masks;
 - ``depth``, ``depth_base`` ``(1, H, W)`` depth in crop pixels (docs/conventions.md), 0 where not
   valid;
 - ``normals`` ``(3, H, W)`` unit normals ``(X right, Y up, Z toward the viewer)``.
@@ -34,7 +36,7 @@ Sample = dict[str, torch.Tensor]
 #: Fields holding depth (interpolated only over valid pixels, scaled by magnification).
 DEPTH_FIELDS = ("depth", "depth_base")
 #: Binary fields (re-thresholded at 0.5 after resampling).
-MASK_FIELDS = ("face_mask", "valid", "detail_mask", "marks_mask")
+MASK_FIELDS = ("face_mask", "valid", "detail_mask", "marks_mask", "region")
 #: Per-sample flags of shape ``(1, 1, 1)``, not maps: geometry leaves them as they are.
 FLAG_FIELDS = ("has_twin",)
 

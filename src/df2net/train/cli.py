@@ -92,6 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "make-data synthetic --marks train with their unmarked twin)",
     )
     p.add_argument("--pair-band", type=float, metavar="W", help="dense/fine: the same in the relief band (high-pass)")
+    p.add_argument(
+        "--region-boost",
+        type=float,
+        metavar="X",
+        help="pixels in the mouth and eyes (from each sample's landmarks.json) weigh 1 + X in the "
+        "depth, normal, gradient and band terms (default 0: off)",
+    )
     p.add_argument("--train-config", metavar="JSON", help="a saved TrainConfig to start from (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
     p.add_argument("--export", metavar="PATH", help="also write the final weights (.safetensors) here")
@@ -136,7 +143,7 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
         ignored = sorted(set(flags) - set(changes))
         ignored += ["data"] if args.data else []
         ignored += ["no_augment"] if args.no_augment else []
-        ignored += [name for name in ("pair", "pair_band") if getattr(args, name) is not None]
+        ignored += [name for name in ("pair", "pair_band", "region_boost") if getattr(args, name) is not None]
         if ignored:
             notes.append(f"resuming {args.out}: its config.json is kept; ignored: {', '.join(ignored)}")
         return config.replace(**changes, out=str(args.out)), notes
@@ -151,7 +158,7 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
         base["data"] = [vars(DataSource.parse(d)) for d in args.data]
     if args.no_augment:
         base["augment"] = vars(AugmentConfig.off())
-    for flag, term in ((args.pair, "pair"), (args.pair_band, "pair_band")):
+    for flag, term in ((args.pair, "pair"), (args.pair_band, "pair_band"), (args.region_boost, "region_boost")):
         if flag is not None:
             losses = base.get("losses") or vars(LossConfig.for_stage(base.get("stage", "dense")))
             base["losses"] = {**losses, term: flag}

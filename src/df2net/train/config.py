@@ -78,6 +78,16 @@ class LossConfig:
     pixels (:func:`df2net.train.losses.band_l1`), the band in which ``evaluate`` scores relief;
     sample weights as the other supervised terms.
 
+    ``region_boost`` (every stage; 0, the default, turns it off): pixels in the mouth and the eyes
+    weigh ``1 + region_boost`` in the supervised terms ``depth``, ``normal``, ``gradient`` and
+    ``band``, for synthetic and fits samples alike; each term stays a weighted mean inside its
+    mask, so its scale stays comparable. The regions come from each sample's ``landmarks.json``
+    (:func:`df2net.face_regions.expression_regions`: the lips and eyes, widened; none without the
+    file) and move with the masks through every augmentation. Widened as they are, they cover
+    about a sixth of the face mask (the lips and eyes themselves ~6 %), so with a boost of ``X``
+    they weigh ``16 (1 + X) / (84 + 16 (1 + X))`` of these terms (a third at 2, half at 4). In the
+    finer stage these weights multiply ``detail_boost``'s (the ``detail`` term does not get them).
+
     Finer-stage self-supervision, on every sample: ``shading`` (photo luminance against
     ``albedo * shade(normals, L)``, ``L`` fitted per image by least squares, albedo a Gaussian
     low-pass of ``sigma = albedo_sigma * side`` pixels; on synthetic samples it counts
@@ -104,6 +114,7 @@ class LossConfig:
     normal_erode_px: int = 2
     albedo_sigma: float = 0.02
     sh_reg: float = 1e-5
+    region_boost: float = 0.0
 
     @classmethod
     def for_stage(cls, stage: str) -> LossConfig:
@@ -273,6 +284,8 @@ class TrainConfig:
             problems.append(
                 "the pair terms are for the dense and fine stages (the finer stage: df2net train-relief --pair-weight)"
             )
+        if not self.losses.region_boost >= 0:
+            problems.append(f"losses.region_boost must be >= 0, got {self.losses.region_boost}")
         if self.cache_mb < 0:
             problems.append(f"cache_mb must be >= 0, got {self.cache_mb}")
         if self.num_workers < 0:

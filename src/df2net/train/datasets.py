@@ -46,6 +46,26 @@ def _read_mask(path: Path, shape: tuple[int, ...], default: bool) -> np.ndarray:
     return mask[..., 0] if mask.ndim == 3 else mask
 
 
+def _read_regions(path: Path, side: int) -> np.ndarray:
+    """The mouth and eyes of ``landmarks.json`` (its ``"crop"`` points) on a ``side`` grid, bool ``(side, side)``.
+
+    The rule is :func:`df2net.face_regions.expression_regions`; all False if the file is missing.
+    """
+    if not path.is_file():
+        return np.zeros((side, side), bool)
+    from df2net.face_regions import expression_regions
+
+    try:
+        points = np.asarray(json.loads(path.read_text(encoding="utf-8"))["crop"], np.float32)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path.name}: no crop landmarks ({exc})") from None
+    if points.shape != (68, 2):
+        raise ValueError(f"{path.name}: expected 68 (u, v) crop points, got shape {points.shape}")
+    if side != CROP_SIZE:  # crop pixels (centres at integers) to pixels of this grid
+        points = (points + 0.5) * (side / CROP_SIZE) - 0.5
+    return expression_regions(points, side)
+
+
 @dataclass
 class FaceFolder:
     """One dataset folder: its kind (``"synthetic"`` or ``"fits"``) and sample names."""
@@ -81,7 +101,7 @@ class FaceFolder:
     def __len__(self) -> int:
         return len(self.names)
 
-    def load(self, index: int, size: int, twin: bool = False) -> aug.Sample:
+    def load(self, index: int, size: int, twin: bool = False, region: bool = False) -> aug.Sample:
         """Sample ``index`` as tensors at ``size x size`` (area-downsampled), fields as in :mod:`augment`.
 
         Depth is in crop pixels (``CROP_SIZE`` per side, as ``depth.npy`` holds), whatever ``size``; missing optional
@@ -89,7 +109,8 @@ class FaceFolder:
         from ``depth``. With ``twin``, also ``image_twin`` (the same render without its albedo-only
         marks, ``image_unmarked.png``; the image itself where there is none), ``marks_mask``
         (where they were painted; empty without a twin) and ``has_twin`` (``(1, 1, 1)``, 1 where
-        there is one).
+        there is one). With ``region``, also ``region``: the mouth and eyes drawn from
+        ``landmarks.json`` (:func:`df2net.face_regions.expression_regions`; empty without the file).
         """
         folder = self.root / self.names[index]
         try:
@@ -116,6 +137,7 @@ class FaceFolder:
             has_twin = twin and twin_path.is_file()
             image_twin = _read_png(twin_path)[..., :3] if has_twin else image
             marks = _read_mask(folder / "marks_mask.png", valid.shape, False) if has_twin else np.zeros_like(valid)
+            regions = _read_regions(folder / "landmarks.json", image.shape[0]) if region else None
         except (OSError, ValueError) as exc:
             raise InputError(folder, f"unreadable sample: {exc}") from None
         side = image.shape[0]
@@ -123,6 +145,8 @@ class FaceFolder:
             depth, base = depth * (CROP_SIZE / side), base * (CROP_SIZE / side)
         shapes = {image.shape[:2], face_mask.shape, depth.shape, base.shape, normals.shape[:2], detail.shape}
         shapes |= {image_twin.shape[:2], marks.shape}
+        if regions is not None:
+            shapes.add(regions.shape)
         if len(shapes) != 1 or image.shape[1] != side:
             raise InputError(folder, f"sample files disagree in size or are not square: {sorted(shapes)}")
 
@@ -143,6 +167,8 @@ class FaceFolder:
             sample["image_twin"] = t(image_twin) / 255.0
             sample["marks_mask"] = t(marks)
             sample["has_twin"] = torch.full((1, 1, 1), float(has_twin))
+        if regions is not None:
+            sample["region"] = t(regions)
         return resize_sample(sample, size) if size != side else sample
 
 
@@ -198,6 +224,9 @@ class TrainingSet(torch.utils.data.Dataset):
       its albedo-only marks (same augmentation, draw for draw), ``marks_mask`` ``(1, S, S)`` where
       they are, and ``has_twin`` ``()`` 1.0 where the sample has such a render (elsewhere
       ``input_twin`` is ``input`` and ``marks_mask`` empty).
+    - with ``regions``: ``region`` ``(1, S, S)`` 0/1, the mouth and eyes of the sample's
+      landmarks (:func:`df2net.face_regions.expression_regions`), flipped, warped and resized
+      with the masks; empty for a sample without ``landmarks.json``.
 
     The augmentation random generator is seeded by ``(seed, step, slot)`` only. Loaded samples
     are kept in memory (each data process its own copy) until ``cache_bytes`` are used.
@@ -211,9 +240,11 @@ class TrainingSet(torch.utils.data.Dataset):
         seed: int = 0,
         cache_bytes: int = 0,
         twins: bool = False,
+        regions: bool = False,
     ) -> None:
         self.sources = [s if isinstance(s, DataSource) else DataSource(str(s)) for s in sources]
         self.twins = bool(twins)
+        self.regions = bool(regions)
         if not self.sources:
             raise ValueError("no data folders given")
         self.folders = [FaceFolder.open(s.path) for s in self.sources]
@@ -240,7 +271,7 @@ class TrainingSet(torch.utils.data.Dataset):
         folder = self.folders[source]
         sample = self.cache.get((source, index))
         if sample is None:
-            sample = folder.load(index, self.size, twin=self.twins)
+            sample = folder.load(index, self.size, twin=self.twins, region=self.regions)
             self.cache.put((source, index), sample)
         rng = np.random.default_rng([self.seed, step, slot, source, index])
         cfg = self.augment
@@ -259,6 +290,8 @@ class TrainingSet(torch.utils.data.Dataset):
                 "marks_mask": sample["marks_mask"],
                 "has_twin": sample["has_twin"].reshape(()),
             }
+        if "region" in sample:
+            extra["region"] = sample["region"]
         return {
             **extra,
             "input": aug.to_network_input(photo, sample["face_mask"]),

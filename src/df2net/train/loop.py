@@ -142,6 +142,7 @@ class Trainer:
             seed=config.seed,
             cache_bytes=config.cache_mb * 2**20,
             twins=bool(losses.pair or losses.pair_band) and self.stage in ("dense", "fine"),
+            regions=losses.region_boost > 0,
         )
         self.writer = self._tensorboard() if self.info.is_main else None
         self.hooks: list[Hook] = [

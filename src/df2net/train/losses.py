@@ -251,6 +251,15 @@ def band_l1(pred_px: Tensor, target_px: Tensor, mask: Tensor, sigma_px: float, w
     return masked_mean((err - blur).abs(), w)
 
 
+def region_weight(batch: dict[str, Tensor], boost: float) -> Tensor | None:
+    """Per-pixel weights ``1 + boost * batch["region"]`` (mouth and eyes) ``(B, 1, H, W)``; None when ``boost`` is 0."""
+    if not boost:
+        return None
+    if "region" not in batch:
+        raise ValueError("region_boost needs the region maps in the batch (TrainingSet(..., regions=True))")
+    return 1.0 + boost * batch["region"]
+
+
 def stage_loss(
     stage: str,
     pred: dict[str, Tensor],
@@ -277,6 +286,9 @@ def stage_loss(
     Fr-Net's added detail against ``depth - depth_base``, same mask), ``shading`` (real photos,
     and synthetic samples times ``cfg.shading_synthetic``), ``fidelity`` and ``laplacian``, inside
     ``batch["face_mask"]``. The total is the weighted sum.
+
+    With ``cfg.region_boost``, ``depth``, ``normal``, ``gradient`` and ``band`` weigh the pixels
+    of ``batch["region"]`` (mouth and eyes) ``1 + cfg.region_boost`` (:func:`region_weight`).
     """
     out = pred[stage]
     grid = grid or out.shape[-1]
@@ -285,21 +297,26 @@ def stage_loss(
     sample_w = synthetic + (1.0 - synthetic) * cfg.fits_weight  # (B,)
     target = batch["depth_base"] if stage == "dense" else batch["depth"]
     pixel_w = 1.0 + cfg.detail_boost * batch["detail_mask"] if stage == "finer" and cfg.detail_boost else None
+    region_w = region_weight(batch, cfg.region_boost)
+    # The terms against the target depth: the detail weights (finer) times the region weights.
+    target_w = pixel_w
+    if region_w is not None:
+        target_w = region_w if pixel_w is None else pixel_w * region_w
 
     terms: dict[str, Tensor] = {}
     weights: dict[str, float] = {}
     out_px = units_to_grid_pixels(out, model_config, grid)
     target_px = target * (grid / CROP_SIZE)
     if cfg.depth or cfg.normal:
-        per = depth_l1(out, crop_pixels_to_units(target, model_config), mask)
+        per = depth_l1(out, crop_pixels_to_units(target, model_config), mask, region_w)
         terms["depth"], weights["depth"] = (sample_w * per).mean(), cfg.depth
-        per = normal_loss(out_px, target_px, mask, cfg.normal_erode_px, pixel_w)
+        per = normal_loss(out_px, target_px, mask, cfg.normal_erode_px, target_w)
         terms["normal"], weights["normal"] = (sample_w * per).mean(), cfg.normal
     if cfg.gradient:
-        per = gradient_l1(out_px, target_px, mask, cfg.normal_erode_px, pixel_w)
+        per = gradient_l1(out_px, target_px, mask, cfg.normal_erode_px, target_w)
         terms["gradient"], weights["gradient"] = (sample_w * per).mean(), cfg.gradient
     if cfg.band:
-        per = band_l1(out_px, target_px, mask, cfg.pair_sigma_px * grid / CROP_SIZE, pixel_w)
+        per = band_l1(out_px, target_px, mask, cfg.pair_sigma_px * grid / CROP_SIZE, target_w)
         terms["band"], weights["band"] = (sample_w * per).mean(), cfg.band
     if stage == "finer":
         # The self-supervised terms need no target depth: they cover the whole face mask.
