@@ -3,9 +3,10 @@
 :func:`fuse_for_inference` folds every batch norm into the convolution or transposed convolution
 before it (their running statistics are constants at inference), drops the dropout layers (no-ops
 in eval mode), turns stride-1 transposed convolutions into the plain convolutions they equal
-(which both runtimes run several times faster) and stores the weights channels-last, the layout oneDNN runs fastest on a CPU. The
-result computes the same depths to float rounding (about 1e-6 relative), in fewer operations, but
-it can no longer be trained or saved as df2net weights: its state dict has other keys.
+(ONNX Runtime runs those in its blocked convolution kernels, transposed ones as GEMM + col2im)
+and stores the weights channels-last, the layout oneDNN runs fastest on a CPU. The result
+computes the same depths to float rounding (about 1e-6 relative), in fewer operations, but it can
+no longer be trained or saved as df2net weights: its state dict has other keys.
 
 The thread count and the allocator's settings of inference live in :mod:`df2net.cpu`.
 """
