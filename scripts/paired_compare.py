@@ -30,6 +30,7 @@ from df2net.evaluate import UNMARKED_DIR, iter_samples, score_sample
 SCORES = (
     ("depth_pct_range", "depth %", 1),
     ("normal_deg", "normals °", 1),
+    ("tilt_deg", "tilt °", 1),
     ("relief_r", "relief r", -1),
     ("false_relief_um", "false µm", 1),
 )

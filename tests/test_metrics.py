@@ -16,6 +16,7 @@ from df2net.metrics import (
     normal_angles,
     relief_region,
     relief_scores,
+    tilt_error_deg,
 )
 
 
@@ -65,6 +66,18 @@ def test_tilted_plane_has_known_normal_angle() -> None:
     mask = np.ones((8, 8), bool)
     assert mean_normal_angle(tilted, flat, mask) == pytest.approx(30.0, abs=1e-3)
     assert np.allclose(normal_angles(flat, flat), 0.0, atol=1e-3)
+
+
+def test_a_turned_face_scores_the_angle_of_its_turn_and_a_bump_alone_scores_none() -> None:
+    depth, mask = _bump()
+    v, u = np.mgrid[0:64, 0:64].astype(np.float32)
+    turned = depth + np.tan(np.radians(20.0)) * (u - 32)  # the same bump turned 20 degrees about v
+    assert tilt_error_deg(turned, depth, mask) == pytest.approx(20.0, abs=0.01)
+    assert tilt_error_deg(depth, turned, mask) == pytest.approx(20.0, abs=0.01)
+    assert tilt_error_deg(depth * 1.5 + 3.0, depth, mask) == pytest.approx(0.0, abs=1e-3)  # shape, not tilt
+    bowl = depth + 0.05 * ((u - 32) ** 2 + (v - 32) ** 2)  # symmetric: no tilt
+    assert tilt_error_deg(bowl, depth, mask) == pytest.approx(0.0, abs=0.05)
+    assert np.isnan(tilt_error_deg(depth, depth, np.zeros_like(mask)))
 
 
 def test_empty_mask_gives_nan() -> None:

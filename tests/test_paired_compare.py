@@ -68,7 +68,7 @@ def test_script_scores_saved_depths(paired, tmp_path, capsys):
 
     assert paired.main([str(data), str(base), str(cand)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval_cand")]
-    assert len(lines) == 2  # depth % and normals °
+    assert len(lines) == 3  # depth %, normals ° and tilt ° (an off-centre bump tilts the best plane)
     for line in lines:
         fields = line.split()
         assert fields[-1] == "worse"

@@ -980,3 +980,49 @@ def test_a_run_with_region_boost_carries_the_region_maps_into_its_batches(region
     off = Trainer(tiny_config((region_dir, region_dir), tmp_path / "o", "dense", **small))
     assert "region" not in next(iter(off.loader()))  # off: no landmarks read, no region field
     off.close()
+
+
+def test_plane_fit_finds_a_known_plane_inside_the_mask_and_ignores_what_lies_outside() -> None:
+    from df2net.train.losses import plane_fit, remove_plane
+
+    size = 48
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    bowl = 3.0 * (xx**2 + yy**2)  # symmetric about the middle: adds no tilt
+    mask = torch.zeros(2, 1, size, size)
+    mask[..., 4:44, 4:44] = 1
+    depth = torch.stack([0.7 * xx - 0.2 * yy + 5.0 + bowl, -1.3 * xx + bowl])[:, None]
+    depth = depth + 100.0 * (1 - mask)  # junk outside the mask
+    a, b, _ = plane_fit(depth, mask).unbind(-1)
+    assert torch.allclose(a, torch.tensor([0.7, -1.3]), atol=1e-4)
+    assert torch.allclose(b, torch.tensor([-0.2, 0.0]), atol=1e-4)
+    flat = remove_plane(depth, mask)
+    assert torch.allclose(plane_fit(flat, mask)[:, :2], torch.zeros(2, 2), atol=1e-4)
+
+
+def test_plane_term_costs_a_tilt_and_fits_can_teach_shape_without_their_tilt() -> None:
+    from df2net.model import MODEL_CONFIGS
+    from df2net.train.losses import plane_l1
+
+    model_config, size = MODEL_CONFIGS["cpu"], 64
+    batch, _, _ = _region_batch(size)
+    tilt = torch.linspace(-5.0, 5.0, size).view(1, 1, 1, size).expand(1, 1, size, size)
+    tilted = batch["depth"] + tilt
+    units = crop_pixels_to_units(tilted, model_config)
+    target = crop_pixels_to_units(batch["depth"], model_config)
+    # The plane term is the slope error in network units per half grid: 5 crop px.
+    per = float(plane_l1(units, target, batch["mask"]))
+    assert per == pytest.approx(5.0 * model_config.input_size / CROP_SIZE / model_config.depth_scale, rel=1e-3)
+    cfg = LossConfig(depth=1.0, normal=0.0, plane=2.0)
+    total, terms = stage_loss("dense", {"dense": units}, batch, model_config, cfg, grid=size)
+    assert float(terms["plane"]) == pytest.approx(per, rel=1e-5)
+    assert float(total) == pytest.approx(float(terms["depth"]) + 2.0 * per, rel=1e-5)
+    # A fits sample: no plane term, and with fits_tilt_free its depth term does not see the tilt.
+    fits = dict(batch, synthetic=torch.tensor([0.0]))
+    _, plain = stage_loss("dense", {"dense": units}, fits, model_config, cfg, grid=size)
+    assert float(plain["plane"]) == 0.0 and float(plain["depth"]) > 0.01
+    free = LossConfig(depth=1.0, normal=0.0, plane=2.0, fits_tilt_free=True)
+    _, shape_only = stage_loss("dense", {"dense": units}, fits, model_config, free, grid=size)
+    assert float(shape_only["depth"]) < 1e-4
+    # A synthetic sample keeps its tilt in the depth term either way.
+    _, synth = stage_loss("dense", {"dense": units}, batch, model_config, free, grid=size)
+    assert float(synth["depth"]) == pytest.approx(float(terms["depth"]), rel=1e-6)

@@ -40,6 +40,7 @@ from df2net.metrics import (
     mean_normal_angle,
     normal_angles,
     relief_scores,
+    tilt_error_deg,
 )
 
 
@@ -88,6 +89,7 @@ class SampleScores:
     depth_mae_mm: float
     normal_deg: float
     normal_detail_deg: float
+    tilt_deg: float = float("nan")
     relief_r: float = float("nan")
     relief_slope: float = float("nan")
     false_relief_um: float = float("nan")
@@ -110,6 +112,7 @@ class Row:
     depth_mae_mm: float = float("nan")
     normal_deg: float = float("nan")
     normal_detail_deg: float = float("nan")
+    tilt_deg: float = float("nan")
     relief_r: float = float("nan")
     relief_slope: float = float("nan")
     false_relief_um: float = float("nan")
@@ -147,6 +150,7 @@ def score_sample(pred: np.ndarray, sample: Sample, pred_unmarked: np.ndarray | N
         depth_mae_mm=err.mae / scale if scale else float("nan"),
         normal_deg=mean_normal_angle(pred_n, true_n, eroded),
         normal_detail_deg=mean_normal_angle(pred_n, true_n, detail) if detail.any() else float("nan"),
+        tilt_deg=tilt_error_deg(aligned, sample.depth, mask),
         relief_r=relief_r,
         relief_slope=relief_slope,
         false_relief_um=false_um,
@@ -184,6 +188,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("depth MAE mm", "depth_mae_mm", 2),
     ("normal °", "normal_deg", 2),
     ("detail normal °", "normal_detail_deg", 2),
+    ("tilt °", "tilt_deg", 2),
     ("relief r", "relief_r", 2),
     ("relief slope", "relief_slope", 2),
     ("false relief µm", "false_relief_um", 0),
@@ -191,6 +196,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
 )
 
 TABLE_NOTE = (
+    "tilt °: angle between the best planes of the aligned depth and the truth (the face's overall tilt); "
     "relief r / slope: correlation and amplitude slope of the high-passed (σ {sigma:g} px) aligned depth "
     "minus the true base against the true relief, near the relief where the base is smooth; "
     "false relief µm: RMS of the high-passed (same σ) depth added under albedo-only marks; false shape µm: "

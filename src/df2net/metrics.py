@@ -70,6 +70,30 @@ def mean_normal_angle(pred_normals: np.ndarray, true_normals: np.ndarray, mask: 
     return float(np.mean(normal_angles(pred_normals[mask], true_normals[mask])))
 
 
+def plane_slopes(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The slopes ``(a, b)`` of the least-squares plane ``a u + b v + c`` of ``depth`` inside
+    ``mask`` (depth per pixel along columns ``u`` and rows ``v``); nan if the mask holds < 3 pixels."""
+    v, u = np.nonzero(mask)
+    if u.size < 3:
+        return np.full(2, np.nan)
+    basis = np.stack([u, v, np.ones_like(u)], axis=1).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(basis, depth[v, u].astype(np.float64), rcond=None)
+    return coef[:2]
+
+
+def tilt_error_deg(aligned: np.ndarray, true: np.ndarray, mask: np.ndarray) -> float:
+    """Angle in degrees between the best planes (:func:`plane_slopes`) of an aligned depth and the
+    truth inside ``mask``: the error of the face's overall tilt, which an error of the pose's
+    depth (a head turned the wrong way, or not enough) shows as."""
+    a = plane_slopes(aligned, mask)
+    t = plane_slopes(true, mask)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(t))):
+        return float("nan")
+    na = np.array([-a[0], -a[1], 1.0]) / np.hypot(np.hypot(a[0], a[1]), 1.0)
+    nt = np.array([-t[0], -t[1], 1.0]) / np.hypot(np.hypot(t[0], t[1]), 1.0)
+    return float(np.degrees(np.arccos(np.clip(na @ nt, -1.0, 1.0))))
+
+
 # --------------------------------------------------------------------------------------------
 # Fine detail: what a method cannot fake
 # --------------------------------------------------------------------------------------------

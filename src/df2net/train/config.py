@@ -88,6 +88,14 @@ class LossConfig:
     they weigh ``16 (1 + X) / (84 + 16 (1 + X))`` of these terms (a third at 2, half at 4). In the
     finer stage these weights multiply ``detail_boost``'s (the ``detail`` term does not get them).
 
+    ``plane`` (every stage, synthetic samples; 0 turns it off): the L1 of the slopes of the best
+    planes of the depth and its target inside the mask (:func:`df2net.train.losses.plane_l1`,
+    network units gained from the middle to the grid's edge). The overall tilt is the largest
+    single part of D-Net's error (a third of it on the held-out sets) and the per-pixel terms
+    weigh it weakly: ``1 - cos`` of the normals is quadratic in a 3-degree tilt. With
+    ``fits_tilt_free`` a fits sample's ``depth`` term ignores each depth's best plane: a landmark
+    fit's tilt is worse than the network's own (``docs/evaluation_ict``), so fits teach shape only.
+
     Finer-stage self-supervision, on every sample: ``shading`` (photo luminance against
     ``albedo * shade(normals, L)``, ``L`` fitted per image by least squares, albedo a Gaussian
     low-pass of ``sigma = albedo_sigma * side`` pixels; on synthetic samples it counts
@@ -115,6 +123,8 @@ class LossConfig:
     albedo_sigma: float = 0.02
     sh_reg: float = 1e-5
     region_boost: float = 0.0
+    plane: float = 0.0
+    fits_tilt_free: bool = False
 
     @classmethod
     def for_stage(cls, stage: str) -> LossConfig:
@@ -286,6 +296,8 @@ class TrainConfig:
             )
         if not self.losses.region_boost >= 0:
             problems.append(f"losses.region_boost must be >= 0, got {self.losses.region_boost}")
+        if not self.losses.plane >= 0:
+            problems.append(f"losses.plane must be >= 0, got {self.losses.plane}")
         if self.cache_mb < 0:
             problems.append(f"cache_mb must be >= 0, got {self.cache_mb}")
         if self.num_workers < 0:

@@ -57,6 +57,30 @@ def remove_offset(depth: Tensor, mask: Tensor) -> Tensor:
     return depth - masked_mean(depth, mask).view(-1, 1, 1, 1)
 
 
+def plane_fit(depth: Tensor, mask: Tensor) -> Tensor:
+    """Each sample's weighted least-squares plane ``a x + b y + c`` of ``depth (B, 1, H, W)`` inside
+    ``mask``: ``(B, 3)`` as ``(a, b, c)``, with ``x`` and ``y`` running from -1 to 1 across the grid
+    (so ``a`` and ``b`` are the depth gained from the middle to the right and bottom edges)."""
+    h, w = depth.shape[-2:]
+    y = torch.linspace(-1.0, 1.0, h, dtype=depth.dtype, device=depth.device).view(1, 1, h, 1).expand_as(depth)
+    x = torch.linspace(-1.0, 1.0, w, dtype=depth.dtype, device=depth.device).view(1, 1, 1, w).expand_as(depth)
+    basis = torch.stack([x, y, torch.ones_like(depth)], dim=-1).flatten(1, 3)  # (B, N, 3)
+    wt = mask.expand_as(depth).flatten(1).unsqueeze(-1)  # (B, N, 1)
+    gram = (basis * wt).transpose(1, 2) @ basis  # (B, 3, 3)
+    rhs = (basis * wt).transpose(1, 2) @ depth.flatten(1).unsqueeze(-1)  # (B, 3, 1)
+    eye = torch.eye(3, dtype=depth.dtype, device=depth.device)
+    return torch.linalg.solve(gram + 1e-6 * eye, rhs).squeeze(-1)
+
+
+def remove_plane(depth: Tensor, mask: Tensor) -> Tensor:
+    """``depth (B, 1, H, W)`` minus each sample's best plane inside ``mask`` (:func:`plane_fit`)."""
+    h, w = depth.shape[-2:]
+    a, b, c = plane_fit(depth, mask).unbind(-1)
+    y = torch.linspace(-1.0, 1.0, h, dtype=depth.dtype, device=depth.device).view(1, 1, h, 1)
+    x = torch.linspace(-1.0, 1.0, w, dtype=depth.dtype, device=depth.device).view(1, 1, 1, w)
+    return depth - (a.view(-1, 1, 1, 1) * x + b.view(-1, 1, 1, 1) * y + c.view(-1, 1, 1, 1))
+
+
 def crop_pixels_to_units(depth: Tensor, model_config: ModelConfig) -> Tensor:
     """Depth in crop pixels (``CROP_SIZE`` per side) to network units of ``model_config``."""
     px = depth * (model_config.input_size / CROP_SIZE)
@@ -89,6 +113,20 @@ def depth_l1(pred: Tensor, target: Tensor, mask: Tensor, weight: Tensor | None =
     w = mask if weight is None else mask * weight
     diff = remove_offset(pred, mask) - remove_offset(target, mask)
     return masked_mean(diff.abs(), w)
+
+
+def depth_l1_shape(pred: Tensor, target: Tensor, mask: Tensor, weight: Tensor | None = None) -> Tensor:
+    """:func:`depth_l1` after removing each one's best plane (:func:`remove_plane`) instead of its
+    mean: the shape without the overall tilt, ``(B,)``."""
+    w = mask if weight is None else mask * weight
+    diff = remove_plane(pred, mask) - remove_plane(target, mask)
+    return masked_mean(diff.abs(), w)
+
+
+def plane_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """``|a_pred - a_target| + |b_pred - b_target|`` of the two depths' best planes inside ``mask``
+    (:func:`plane_fit`): the error of the overall tilt, in the depths' unit per half grid, ``(B,)``."""
+    return (plane_fit(pred, mask)[:, :2] - plane_fit(target, mask)[:, :2]).abs().sum(-1)
 
 
 def normal_loss(
@@ -287,6 +325,10 @@ def stage_loss(
     and synthetic samples times ``cfg.shading_synthetic``), ``fidelity`` and ``laplacian``, inside
     ``batch["face_mask"]``. The total is the weighted sum.
 
+    ``plane`` (synthetic samples only, every stage) is :func:`plane_l1` of the depth against its
+    target, network units; with ``cfg.fits_tilt_free`` the ``depth`` term of fits samples compares
+    the depths after removing each one's best plane (:func:`depth_l1_shape`).
+
     With ``cfg.region_boost``, ``depth``, ``normal``, ``gradient`` and ``band`` weigh the pixels
     of ``batch["region"]`` (mouth and eyes) ``1 + cfg.region_boost`` (:func:`region_weight`).
     """
@@ -307,11 +349,17 @@ def stage_loss(
     weights: dict[str, float] = {}
     out_px = units_to_grid_pixels(out, model_config, grid)
     target_px = target * (grid / CROP_SIZE)
+    target_units = crop_pixels_to_units(target, model_config)
     if cfg.depth or cfg.normal:
-        per = depth_l1(out, crop_pixels_to_units(target, model_config), mask, region_w)
+        per = depth_l1(out, target_units, mask, region_w)
+        if cfg.fits_tilt_free:  # a fit's tilt is worse than the network's own: its shape only
+            per = torch.where(synthetic > 0.5, per, depth_l1_shape(out, target_units, mask, region_w))
         terms["depth"], weights["depth"] = (sample_w * per).mean(), cfg.depth
         per = normal_loss(out_px, target_px, mask, cfg.normal_erode_px, target_w)
         terms["normal"], weights["normal"] = (sample_w * per).mean(), cfg.normal
+    if cfg.plane:
+        per = plane_l1(out, target_units, mask)
+        terms["plane"], weights["plane"] = (synthetic * per).mean(), cfg.plane
     if cfg.gradient:
         per = gradient_l1(out_px, target_px, mask, cfg.normal_erode_px, target_w)
         terms["gradient"], weights["gradient"] = (sample_w * per).mean(), cfg.gradient
