@@ -9,7 +9,9 @@ Run by hand (not a test); about a minute per round on 2 cores:
 Each round runs the whole command once per tree, the order alternating between rounds (this
 tree, the release; then the release, this tree ...), each in a fresh process whose
 ``PYTHONPATH`` is that tree's ``src`` (same Python, same packages, same cached ONNX model) and
-into a fresh output folder, so nothing is reused. Two inputs (``--mode``):
+into a fresh output folder, so nothing is reused; both run the same weights (``--weights``: by
+default the release's shipped file, so the depth compared is the code's, not the weights'), after
+one untimed run each that exports and caches the network. Two inputs (``--mode``):
 
 - ``folder``: the 25 demo photos (one face each, 360-580 px);
 - ``group``: one 2-megapixel group photo, 1732 x 1155, made here from the demo faces
@@ -67,14 +69,17 @@ def group_photo(demo_dir: Path, folder: Path) -> Path:
     return path
 
 
-def run_once(tree: Path, photos: Path, out: Path, formats: str) -> dict:
-    """One ``df2net reconstruct`` of ``photos`` by the code of ``tree``; its times and steps."""
+def run_once(tree: Path, photos: Path, out: Path, formats: str, weights: Path | None = None) -> dict:
+    """One ``df2net reconstruct`` of ``photos`` by the code of ``tree`` (with ``weights``, or
+    the tree's own shipped weights); its times and steps."""
     import pyarrow.parquet as pq
 
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     cmd = [sys.executable, "-m", "df2net", "reconstruct", str(photos), "-o", str(out), "-q"]
     if formats != "all":
         cmd += ["--formats", formats]
+    if weights is not None:
+        cmd += ["--weights", str(weights)]
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd=tree)
@@ -127,7 +132,7 @@ def measure(name: str, photos: Path, args: argparse.Namespace, tmp: Path) -> Non
         outs = {}
         for label in order:
             outs[label] = tmp / f"{name}_{label.replace(' ', '_')}_{r}"
-            result = run_once(trees[label], photos, outs[label], args.formats)
+            result = run_once(trees[label], photos, outs[label], args.formats, args.weights)
             runs[label].append(result)
             print(f"{name} round {r + 1}/{args.rounds} {label}: {result['faces']} faces, run "
                   f"{result['run']:.1f} s, wall {result['wall']:.1f} s", file=sys.stderr)
@@ -161,6 +166,17 @@ def measure(name: str, photos: Path, args: argparse.Namespace, tmp: Path) -> Non
     print()
 
 
+def warm_up(args: argparse.Namespace) -> None:
+    """One untimed run of each tree on one demo photo, so that no timed run exports or caches
+    the network (a tree's first run with new weights exports them to ONNX)."""
+    photo = sorted(p for p in args.demo_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:1]
+    with tempfile.TemporaryDirectory(prefix="df2net_warm_") as tmp:
+        (Path(tmp) / "in").mkdir()
+        shutil.copy(photo[0], Path(tmp) / "in" / photo[0].name)
+        for label, tree in (("this tree", ROOT), ("release", args.release)):
+            run_once(tree, Path(tmp) / "in", Path(tmp) / label.replace(" ", "_"), args.formats, args.weights)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", type=Path, default=DEFAULT_RELEASE,
@@ -169,10 +185,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mode", default="folder,group", help="folder, group or both (comma-separated)")
     parser.add_argument("--formats", default="all", help="output formats (default: all, as the CLI)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="the weights both trees run (default: the release's shipped file, so that the "
+                             "depth compared is the code's, not the weights'); 'own': each tree its own")
     args = parser.parse_args()
     args.release, args.demo_dir = args.release.resolve(), args.demo_dir.resolve()
     if not (args.release / "src" / "df2net").is_dir():
         sys.exit(f"no release checkout at {args.release}: git worktree add {args.release} b4114fe")
+    if args.weights is None:
+        args.weights = args.release / "src" / "df2net" / "weights" / "df2net_cpu.safetensors"
+    args.weights = None if str(args.weights) == "own" else args.weights.resolve()
+    warm_up(args)
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
     with tempfile.TemporaryDirectory(prefix="df2net_throughput_") as tmp:
         for mode in modes:
