@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 #: The repository root (this file is ``<root>/tests/conftest.py``).
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` loaded as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 #: ``../shared/data/df2net_demo`` beside the checkout: the 25 demo photos of DF2Net.
 DEMO_DIR = (REPO_ROOT / ".." / "shared" / "data" / "df2net_demo").resolve()

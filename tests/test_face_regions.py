@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+from conftest import load_script
 
 from df2net import face_regions
 from df2net.face_regions import EYES, EYES_WIDEN, MOUTH, MOUTH_WIDEN, expression_regions, region_mask
@@ -63,10 +61,7 @@ def test_regions_cover_the_mouth_and_eyes_widened_and_nothing_far_away() -> None
 
 
 def test_the_expression_script_uses_the_library_rule() -> None:
-    path = Path(__file__).resolve().parents[1] / "scripts" / "expression_regions.py"
-    spec = importlib.util.spec_from_file_location("expression_regions_script", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("expression_regions")
     assert script.region_mask is face_regions.region_mask
     assert (script.MOUTH, script.EYES) == (MOUTH, EYES)
     assert MOUTH == (tuple(range(48, 60)),) and EYES == (tuple(range(36, 42)), tuple(range(42, 48)))

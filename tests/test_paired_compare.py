@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from PIL import Image
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "paired_compare.py"
 
 
 @pytest.fixture(scope="module")
 def paired():
-    spec = importlib.util.spec_from_file_location("paired_compare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("paired_compare")
 
 
 def test_summary_separates_a_shift_from_noise(paired):

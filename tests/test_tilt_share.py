@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from PIL import Image
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tilt_share.py"
 
 
 @pytest.fixture(scope="module")
 def tilt_share():
-    spec = importlib.util.spec_from_file_location("tilt_share", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tilt_share")
 
 
 def _dome(size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
