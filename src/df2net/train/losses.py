@@ -57,14 +57,21 @@ def remove_offset(depth: Tensor, mask: Tensor) -> Tensor:
     return depth - masked_mean(depth, mask).view(-1, 1, 1, 1)
 
 
+def _grid_xy(depth: Tensor) -> tuple[Tensor, Tensor]:
+    """Column and row coordinates of ``depth (B, 1, H, W)``'s grid, each from -1 to 1:
+    ``(1, 1, 1, W)`` and ``(1, 1, H, 1)``."""
+    h, w = depth.shape[-2:]
+    x = torch.linspace(-1.0, 1.0, w, dtype=depth.dtype, device=depth.device).view(1, 1, 1, w)
+    y = torch.linspace(-1.0, 1.0, h, dtype=depth.dtype, device=depth.device).view(1, 1, h, 1)
+    return x, y
+
+
 def plane_fit(depth: Tensor, mask: Tensor) -> Tensor:
     """Each sample's weighted least-squares plane ``a x + b y + c`` of ``depth (B, 1, H, W)`` inside
     ``mask``: ``(B, 3)`` as ``(a, b, c)``, with ``x`` and ``y`` running from -1 to 1 across the grid
     (so ``a`` and ``b`` are the depth gained from the middle to the right and bottom edges)."""
-    h, w = depth.shape[-2:]
-    y = torch.linspace(-1.0, 1.0, h, dtype=depth.dtype, device=depth.device).view(1, 1, h, 1).expand_as(depth)
-    x = torch.linspace(-1.0, 1.0, w, dtype=depth.dtype, device=depth.device).view(1, 1, 1, w).expand_as(depth)
-    basis = torch.stack([x, y, torch.ones_like(depth)], dim=-1).flatten(1, 3)  # (B, N, 3)
+    x, y = _grid_xy(depth)
+    basis = torch.stack([x.expand_as(depth), y.expand_as(depth), torch.ones_like(depth)], dim=-1).flatten(1, 3)  # (B, N, 3)
     wt = mask.expand_as(depth).flatten(1).unsqueeze(-1)  # (B, N, 1)
     gram = (basis * wt).transpose(1, 2) @ basis  # (B, 3, 3)
     rhs = (basis * wt).transpose(1, 2) @ depth.flatten(1).unsqueeze(-1)  # (B, 3, 1)
@@ -74,10 +81,8 @@ def plane_fit(depth: Tensor, mask: Tensor) -> Tensor:
 
 def remove_plane(depth: Tensor, mask: Tensor) -> Tensor:
     """``depth (B, 1, H, W)`` minus each sample's best plane inside ``mask`` (:func:`plane_fit`)."""
-    h, w = depth.shape[-2:]
     a, b, c = plane_fit(depth, mask).unbind(-1)
-    y = torch.linspace(-1.0, 1.0, h, dtype=depth.dtype, device=depth.device).view(1, 1, h, 1)
-    x = torch.linspace(-1.0, 1.0, w, dtype=depth.dtype, device=depth.device).view(1, 1, 1, w)
+    x, y = _grid_xy(depth)
     return depth - (a.view(-1, 1, 1, 1) * x + b.view(-1, 1, 1, 1) * y + c.view(-1, 1, 1, 1))
 
 
