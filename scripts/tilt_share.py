@@ -78,10 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         if not rows:
             print(f"{run}: no saved {args.method} depth for {args.data}")
             continue
-        mean = {k: float(np.mean([r[k] for r in rows])) for k in ("evaluated", "tilt_forgiven", "truth_quadratic", "tilt_deg")}
+        keys = ("evaluated", "tilt_forgiven", "truth_quadratic", "tilt_deg")
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+        share = 1 - mean["tilt_forgiven"] / mean["evaluated"]
         print(f"{run} ({args.method}, {len(rows)} renders): depth % {mean['evaluated']:.2f} as evaluated, "
-              f"{mean['tilt_forgiven']:.2f} with the tilt forgiven ({1 - mean['tilt_forgiven'] / mean['evaluated']:.0%} of "
-              f"the error is the tilt); the truth's own best quadratic {mean['truth_quadratic']:.2f}; tilt {mean['tilt_deg']:.2f}°")
+              f"{mean['tilt_forgiven']:.2f} with the tilt forgiven ({share:.0%} of the error is the tilt); "
+              f"the truth's own best quadratic {mean['truth_quadratic']:.2f}; tilt {mean['tilt_deg']:.2f}°")
         print("  |yaw|     n  tilt °  slope ratio (median)  wrong way round")
         for lo, hi in YAW_BINS:
             part = [r for r in rows if lo <= abs(r["yaw"]) < hi]

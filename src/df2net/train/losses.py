@@ -71,7 +71,8 @@ def plane_fit(depth: Tensor, mask: Tensor) -> Tensor:
     ``mask``: ``(B, 3)`` as ``(a, b, c)``, with ``x`` and ``y`` running from -1 to 1 across the grid
     (so ``a`` and ``b`` are the depth gained from the middle to the right and bottom edges)."""
     x, y = _grid_xy(depth)
-    basis = torch.stack([x.expand_as(depth), y.expand_as(depth), torch.ones_like(depth)], dim=-1).flatten(1, 3)  # (B, N, 3)
+    columns = (x.expand_as(depth), y.expand_as(depth), torch.ones_like(depth))
+    basis = torch.stack(columns, dim=-1).flatten(1, 3)  # (B, N, 3)
     wt = mask.expand_as(depth).flatten(1).unsqueeze(-1)  # (B, N, 1)
     gram = (basis * wt).transpose(1, 2) @ basis  # (B, 3, 3)
     rhs = (basis * wt).transpose(1, 2) @ depth.flatten(1).unsqueeze(-1)  # (B, 3, 1)
