@@ -15,7 +15,8 @@ depth range, %):
 
 Then, by |yaw| (from the render's ``params.json``): the tilt error (``evaluate``'s ``tilt °``), the
 horizontal slope of the best plane of the depth against the truth's (median ratio; 1 is right,
-0 a face that does not turn) and how many renders have it the wrong way round.
+0 a face that does not turn) and how many renders have it the wrong way round (of those whose
+true plane turns by more than ``WRONG_WAY_MIN_DEG``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from df2net.evaluate import iter_samples
 from df2net.metrics import align_depth, depth_range, plane_slopes, tilt_error_deg
 
 YAW_BINS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0), (45.0, 90.0))
+
+#: A render counts as "the wrong way round" only where the truth's plane turns left or right by
+#: more than this many degrees (below it the sign is the face's shape, not its turn).
+WRONG_WAY_MIN_DEG = 3.0
 
 
 def _fit_error(basis: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -84,16 +89,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run} ({args.method}, {len(rows)} renders): depth % {mean['evaluated']:.2f} as evaluated, "
               f"{mean['tilt_forgiven']:.2f} with the tilt forgiven ({share:.0%} of the error is the tilt); "
               f"the truth's own best quadratic {mean['truth_quadratic']:.2f}; tilt {mean['tilt_deg']:.2f}°")
-        print("  |yaw|     n  tilt °  slope ratio (median)  wrong way round")
+        print(f"  |yaw|     n  tilt °  slope ratio (median)  wrong way round "
+              f"(of those turned > {WRONG_WAY_MIN_DEG:g}°)")
         for lo, hi in YAW_BINS:
             part = [r for r in rows if lo <= abs(r["yaw"]) < hi]
             if not part:
                 continue
             ratios = [r["slope_pred"] / r["slope_true"] for r in part if abs(r["slope_true"]) > 1e-6]
             ratio = float(np.median(ratios)) if ratios else float("nan")
-            wrong = sum(1 for r in part if np.sign(r["slope_pred"]) != np.sign(r["slope_true"]))
+            turned = [r for r in part if abs(r["slope_true"]) > np.tan(np.radians(WRONG_WAY_MIN_DEG))]
+            wrong = sum(1 for r in turned if np.sign(r["slope_pred"]) != np.sign(r["slope_true"]))
             tilt = np.mean([r["tilt_deg"] for r in part])
-            print(f"  {lo:2.0f}-{hi:2.0f} {len(part):5d}  {tilt:6.2f}  {ratio:20.2f}  {wrong:3d}")
+            print(f"  {lo:2.0f}-{hi:2.0f} {len(part):5d}  {tilt:6.2f}  {ratio:20.2f}  {wrong:3d} of {len(turned)}")
     return 0
 
 
