@@ -59,3 +59,5 @@ def test_script_reports_the_share_by_yaw(tilt_share, tmp_path, capsys):
     assert "3 renders" in out and "of the error is the tilt" in out
     lines = [line.split() for line in out.splitlines() if line.strip()[:2] in ("0-", "15", "30")]
     assert [int(line[1]) for line in lines] == [1, 1, 1]  # one render in each of the first three bins
+    # The truth does not turn (a dome), so no render can have its turn the wrong way round.
+    assert all(line[-3:] == ["0", "of", "0"] for line in lines)
