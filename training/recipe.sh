@@ -247,3 +247,12 @@ for w in tilt tilt_a05; do
   done
 done
 $PY scripts/tilt_share.py data/ict_eval runs/eval_ict_mix2_a05 runs/eval_ict_relief12 runs/eval_ict_tilt
+
+# 15. (Running at the end of 2026-12-06's fourth session; measured in part.) The region boost: D-Net
+#     45 minutes (1,716 steps) from step 12's fine-tune with the mouth and eyes weighing 3
+#     (training/dense_region.json), F and the relief network of step 13. Against step 13's chain
+#     (same F and relief network): ICT mouths 18.99 -> 17.25 % / 38.03 -> 35.16 degrees, eyes
+#     4.36 -> 4.18 % / 17.69 -> 16.63; ICT normals better beyond the noise, depth within it; the
+#     standard set's depth 5.61 -> 5.45 % and tilt 5.69 -> 5.14 degrees, both better beyond the
+#     noise. Still to measure: the 200 Surrey renders, the relief set, the demo open mouths.
+$DF2NET train --train-config training/dense_region.json --out runs/dense_region --time-limit 45
