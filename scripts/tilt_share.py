@@ -29,7 +29,7 @@ import numpy as np
 
 from df2net.data.eval_sample import load_sample
 from df2net.evaluate import iter_samples
-from df2net.metrics import align_depth, depth_range, plane_slopes, tilt_error_deg
+from df2net.metrics import align_depth, depth_error, depth_range, plane_slopes, slopes_angle_deg
 
 YAW_BINS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0), (45.0, 90.0))
 
@@ -52,13 +52,14 @@ def render_scores(pred: np.ndarray, true: np.ndarray, mask: np.ndarray) -> dict[
     ones = np.ones_like(t)
     plane = np.stack([pred[v, u].astype(np.float64), u, v, ones], axis=1)
     quadratic = np.stack([u, v, ones, u * u, v * v, u * v], axis=1).astype(np.float64)
+    slope_pred, slope_true = plane_slopes(aligned, mask), plane_slopes(true, mask)
     return {
-        "evaluated": 100.0 * float(np.mean(np.abs(aligned[v, u] - t))) / rng,
+        "evaluated": depth_error(pred, true, mask).percent_of_range,
         "tilt_forgiven": 100.0 * float(np.mean(np.abs(_fit_error(plane, t)))) / rng,
         "truth_quadratic": 100.0 * float(np.mean(np.abs(_fit_error(quadratic, t)))) / rng,
-        "tilt_deg": tilt_error_deg(aligned, true, mask),
-        "slope_pred": float(plane_slopes(aligned, mask)[0]),
-        "slope_true": float(plane_slopes(true, mask)[0]),
+        "tilt_deg": slopes_angle_deg(slope_pred, slope_true),
+        "slope_pred": float(slope_pred[0]),
+        "slope_true": float(slope_true[0]),
     }
 
 

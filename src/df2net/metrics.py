@@ -85,8 +85,11 @@ def tilt_error_deg(aligned: np.ndarray, true: np.ndarray, mask: np.ndarray) -> f
     """Angle in degrees between the best planes (:func:`plane_slopes`) of an aligned depth and the
     truth inside ``mask``: the error of the face's overall tilt, which an error of the pose's
     depth (a head turned the wrong way, or not enough) shows as."""
-    a = plane_slopes(aligned, mask)
-    t = plane_slopes(true, mask)
+    return slopes_angle_deg(plane_slopes(aligned, mask), plane_slopes(true, mask))
+
+
+def slopes_angle_deg(a: np.ndarray, t: np.ndarray) -> float:
+    """Angle in degrees between the planes of slopes ``a`` and ``t`` (:func:`plane_slopes`)."""
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(t))):
         return float("nan")
     na = np.array([-a[0], -a[1], 1.0]) / np.hypot(np.hypot(a[0], a[1]), 1.0)
