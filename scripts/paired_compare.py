@@ -65,6 +65,28 @@ def verdict(summary: dict[str, float], sign: int = 1) -> str:
     return "within noise"
 
 
+def collect_scores(dataset: Path, runs: list[Path], stage: str = "finer") -> dict[Path, dict[str, list[float]]]:
+    """Each run's per-render scores (``{run: {SCORES key: [value per render]}}``) on the renders
+    of ``dataset`` that every run saved a ``stage`` depth for; a score enters only where every run
+    has it, so the lists stay paired."""
+    scores: dict[Path, dict[str, list[float]]] = {run: {key: [] for key, _, _ in SCORES} for run in runs}
+    for folder in iter_samples(dataset):
+        depths = [run / "depth" / folder.name / f"{stage}.npy" for run in runs]
+        if not all(p.is_file() for p in depths):
+            continue
+        sample = load_sample(folder)
+        per_run = []
+        for path in depths:
+            twin = path.parent / UNMARKED_DIR / path.name
+            per_run.append(score_sample(np.load(path), sample, np.load(twin) if twin.is_file() else None))
+        for key, _, _ in SCORES:
+            values = [getattr(s, key) for s in per_run]
+            if all(np.isfinite(values)):
+                for run, value in zip(runs, values):
+                    scores[run][key].append(value)
+    return scores
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", type=Path)
@@ -74,22 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     runs = [args.baseline, *args.candidates]
-    scores: dict[Path, dict[str, list[float]]] = {run: {key: [] for key, _, _ in SCORES} for run in runs}
-    for folder in iter_samples(args.dataset):
-        depths = [run / "depth" / folder.name / f"{args.stage}.npy" for run in runs]
-        if not all(p.is_file() for p in depths):
-            continue
-        sample = load_sample(folder)
-        per_run = []
-        for path in depths:
-            twin = path.parent / UNMARKED_DIR / path.name
-            per_run.append(score_sample(np.load(path), sample, np.load(twin) if twin.is_file() else None))
-        for key, _, _ in SCORES:
-            # A score enters only where every run has it, so the pairs stay pairs.
-            values = [getattr(s, key) for s in per_run]
-            if all(np.isfinite(values)):
-                for run, value in zip(runs, values):
-                    scores[run][key].append(value)
+    scores = collect_scores(args.dataset, runs, args.stage)
 
     print(f"{args.dataset}: stage {args.stage}, baseline {args.baseline}")
     print(f"{'candidate':32} {'score':9} {'n':>4} {'base':>7} {'cand':>7} {'diff':>7} {'se':>6} {'95 % interval':>17} {'wins':>5}  verdict")

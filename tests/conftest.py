@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,8 +20,20 @@ def load_script(name: str) -> ModuleType:
     """``scripts/<name>.py`` loaded as a module (the scripts are not a package)."""
     spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def write_truth_sample(folder: Path, depth: np.ndarray, mask: np.ndarray) -> None:
+    """A minimal evaluation render in ``folder``: its true depth, mask, a grey image and landmarks."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    np.save(folder / "depth.npy", depth.astype(np.float32))
+    Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "mask.png")
+    Image.fromarray(np.full(depth.shape + (3,), 128, np.uint8)).save(folder / "image.png")
+    (folder / "landmarks.json").write_text(json.dumps({"crop": [[0.0, 0.0]] * 68}))
 
 
 #: ``../shared/data/df2net_demo`` beside the checkout: the 25 demo photos of DF2Net.

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_script
-from PIL import Image
+from conftest import load_script, write_truth_sample
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +32,6 @@ def test_summary_separates_a_shift_from_noise(paired):
     assert noisy["base"] == pytest.approx(base[:20].mean())
 
 
-def _write_sample(folder: Path, depth: np.ndarray, mask: np.ndarray) -> None:
-    folder.mkdir(parents=True)
-    np.save(folder / "depth.npy", depth.astype(np.float32))
-    Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "mask.png")
-    Image.fromarray(np.full(depth.shape + (3,), 128, np.uint8)).save(folder / "image.png")
-    (folder / "landmarks.json").write_text(json.dumps({"crop": [[0.0, 0.0]] * 68}))
-
-
 def test_script_scores_saved_depths(paired, tmp_path, capsys):
     """A candidate whose depth has a bump the truth lacks is worse on every render."""
     size, n = 64, 6
@@ -54,7 +45,7 @@ def test_script_scores_saved_depths(paired, tmp_path, capsys):
         name = f"{i:06d}"
         names.append(name)
         truth = 30.0 * np.sqrt(np.clip(1.0 - r2, 0.0, None)) * (1.0 + 0.1 * i)  # spheres of growing depth
-        _write_sample(data / name, truth, mask)
+        write_truth_sample(data / name, truth, mask)
         bump = 4.0 * np.exp(-((xx - 20.0) ** 2 + (yy - 40.0) ** 2) / 30.0)
         for run, pred in ((base, truth + rng.normal(0.0, 0.05, truth.shape)), (cand, truth + bump)):
             (run / "depth" / name).mkdir(parents=True)
