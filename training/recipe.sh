@@ -322,3 +322,8 @@ $PY scripts/tilt_share.py data/synth_eval runs/eval_std_both runs/eval_std_mix2_
 $PY scripts/expressions_sheet.py docs/expressions.png ../shared/data/df2net_demo/{22,19,4,1}.png \
   --before runs/shipped_c66e76e8.safetensors --after src/df2net/weights/df2net_cpu.safetensors
 $PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
+
+# 17. (Started at the end of 2026-12-07's session.) Step 16's D continued 40 minutes at lr 1e-4 on
+#     the same data (longer runs have lowered both worlds' errors so far: steps 11 -> 12); next,
+#     F on it, step 13's relief network, and scripts/shipping_rule.py against step 16's file.
+$DF2NET train --train-config training/dense_both2.json --out runs/dense_both2
