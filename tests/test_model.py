@@ -315,3 +315,30 @@ def test_interpolated_weights_blend_d_and_f_and_keep_the_new_fr_net(tmp_path: Pa
     save_weights(other, other.config, tmp_path / "other.safetensors")
     with pytest.raises(WeightsError, match="not the same network"):
         interpolate_weights(tmp_path / "new.safetensors", tmp_path / "other.safetensors", 0.5, tmp_path / "x.safetensors")
+
+
+def test_transplanted_weights_take_the_named_stages_and_keep_the_base_config(tmp_path: Path) -> None:
+    from df2net.model.weights import stage_of, transplant_weights
+
+    torch.manual_seed(0)
+    base = build_model("cpu")
+    torch.manual_seed(1)
+    trained = build_model(replace(MODEL_CONFIGS["cpu"], input_size=256))  # same tensors, run at 256²
+    save_weights(base, base.config, tmp_path / "base.safetensors", extra={"gain_calibration": {"gain": 1.5}})
+    save_weights(trained, trained.config, tmp_path / "run.safetensors", recipe={"run": "dense"})
+    out = load_weights(transplant_weights(tmp_path / "base.safetensors", tmp_path / "run.safetensors", ("dense", "fine"), tmp_path / "c.safetensors"))
+    assert out.config == base.config and out.metadata["recipe"] == {"run": "dense"}
+    assert out.metadata["gain_calibration"] == {"gain": 1.5}
+    assert out.metadata["transplanted"]["stages"] == ["dense", "fine"]
+    sb, st, so = base.state_dict(), trained.state_dict(), out.model.state_dict()
+    stages = {stage_of(k) for k in so}
+    assert stages == {"dense", "fine", "finer"}
+    for name, value in so.items():
+        source = sb if stage_of(name) == "finer" else st
+        assert torch.equal(value, source[name]), name
+    with pytest.raises(ValueError, match="unknown stage"):
+        transplant_weights(tmp_path / "base.safetensors", tmp_path / "run.safetensors", ("coarse",), tmp_path / "x.safetensors")
+    other = build_model(replace(MODEL_CONFIGS["cpu"], dense_channels=8))
+    save_weights(other, other.config, tmp_path / "other.safetensors")
+    with pytest.raises(WeightsError, match="not the same network"):
+        transplant_weights(tmp_path / "base.safetensors", tmp_path / "other.safetensors", ("fine",), tmp_path / "x.safetensors")

@@ -278,26 +278,15 @@ $DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out da
   --texture-cache data/fits_demo/textures --workers 2
 $DF2NET train --train-config training/dense_both.json --out runs/dense_both
 $PY - <<'PY'
-from df2net.model import load_weights
-from df2net.model.weights import save_weights
-d = load_weights('runs/dense_both/final.safetensors'); f = load_weights('runs/fine_mix2/final.safetensors')
-state = d.model.state_dict()
-state.update({k: v for k, v in f.model.state_dict().items() if k.startswith('FNet.')})
-d.model.load_state_dict(state)
-save_weights(d.model, d.config, 'runs/dense_both/init_fine.safetensors', recipe=d.metadata.get('recipe'))
+from df2net.model.weights import transplant_weights
+transplant_weights('runs/dense_both/final.safetensors', 'runs/fine_mix2/final.safetensors', ('fine',),
+                   'runs/dense_both/init_fine.safetensors')
 PY
 $DF2NET train --train-config training/fine_both.json --out runs/fine_both
 $PY - <<'PY'
-from df2net.model import load_weights
-from df2net.model.weights import reconfigure_weights, save_weights
-base = load_weights('runs/relief12/final_calibrated.safetensors')
-reconfigure_weights('runs/fine_both/final.safetensors', 'runs/chain_both_raw.safetensors', base.config)
-new = load_weights('runs/chain_both_raw.safetensors')
-state = base.model.state_dict()
-state.update({k: v for k, v in new.model.state_dict().items() if not k.startswith('FrNet.')})
-base.model.load_state_dict(state)
-save_weights(base.model, base.config, 'runs/chain_both.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': base.metadata['gain_calibration']})
+from df2net.model.weights import transplant_weights
+transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_both/final.safetensors', ('dense', 'fine'),
+                   'runs/chain_both.safetensors')
 PY
 for set in synth_eval_big:big ict_eval:ict synth_eval:std synth_relief_eval:relief; do
   $DF2NET evaluate data/${set%%:*} --weights runs/chain_both.safetensors --no-baselines -o runs/eval_${set##*:}_both --save-depth

@@ -461,3 +461,39 @@ def interpolate_weights(
     names = {"new": Path(new).name, "old": Path(old).name, "old_sha256": b.metadata.get("sha256")}
     extra = {"interpolated": {**names, "alpha": alpha}}
     return save_weights(a.model, a.config, target, recipe=a.metadata.get("recipe"), extra=extra)
+
+
+#: Which tensors belong to which stage: F-Net's and Fr-Net's names start with these; every other
+#: tensor is D-Net's (the original release's top-level names).
+STAGE_PREFIXES: dict[str, str] = {"fine": "FNet.", "finer": "FrNet."}
+
+
+def stage_of(name: str) -> str:
+    """The stage (``"dense"``, ``"fine"`` or ``"finer"``) a tensor of the network belongs to."""
+    return next((stage for stage, prefix in STAGE_PREFIXES.items() if name.startswith(prefix)), "dense")
+
+
+def transplant_weights(base: str | Path, donor: str | Path, stages: Sequence[str], target: str | Path) -> Path:
+    """Write ``base`` with the tensors of ``stages`` (of ``"dense"``, ``"fine"``, ``"finer"``) taken from ``donor``.
+
+    For chaining stages trained apart: say a D-Net and F-Net trained at 256² into the file whose
+    relief Fr-Net and config ship (``stages=("dense", "fine")``), or an F-Net into a D-Net run's
+    file to start the next F run from. The result keeps ``base``'s config and its
+    ``gain_calibration``; its recipe is the donor's (the run that trained what moved) and
+    ``metadata["transplanted"]`` names both files and the stages. Raises :class:`WeightsError` if
+    the files' tensors differ in names or shapes, ValueError for an unknown stage.
+    """
+    unknown = set(stages) - {"dense", "fine", "finer"}
+    if unknown:
+        raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from dense, fine, finer")
+    a, b = load_weights(base), load_weights(donor)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    if set(sa) != set(sb) or any(sa[k].shape != sb[k].shape for k in sa):
+        raise WeightsError(f"{base} and {donor} are not the same network: their tensors differ")
+    a.model.load_state_dict({k: sb[k] if stage_of(k) in stages else v for k, v in sa.items()})
+    extra: dict[str, Any] = {
+        "transplanted": {"base": Path(base).name, "donor": Path(donor).name, "stages": sorted(set(stages))}
+    }
+    if "gain_calibration" in a.metadata:
+        extra["gain_calibration"] = a.metadata["gain_calibration"]
+    return save_weights(a.model, a.config, target, recipe=b.metadata.get("recipe"), extra=extra)
