@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def set_reasons(role: str, verdicts: dict[str, str]) -> list[str]:
     return reasons
 
 
-def judge(sets: list[EvalSet], runs: Path, base: str, cand: str, out=print) -> list[str]:
+def judge(sets: list[EvalSet], runs: Path, base: str, cand: str, out: Callable[[str], None] = print) -> list[str]:
     """Apply the rule over ``sets``; print each score's paired comparison through ``out`` and
     return the reasons not to ship (empty: ship). Raises FileNotFoundError if a folder is missing."""
     labels = {key: (label, sign) for key, label, sign in SCORES}

@@ -15,7 +15,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def load_script(name: str) -> ModuleType:
     """``scripts/<name>.py`` loaded as a module (the scripts are not a package)."""
     spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
