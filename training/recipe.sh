@@ -316,3 +316,18 @@ $PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
 #     the same data (longer runs have lowered both worlds' errors so far: steps 11 -> 12); next,
 #     F on it, step 13's relief network, and scripts/shipping_rule.py against step 16's file.
 $DF2NET train --train-config training/dense_both2.json --out runs/dense_both2
+$PY - <<'PY'
+from df2net.model.weights import transplant_weights
+transplant_weights('runs/dense_both2/final.safetensors', 'runs/fine_both/final.safetensors', ('fine',),
+                   'runs/dense_both2/init_fine.safetensors')
+PY
+$DF2NET train --train-config training/fine_both2.json --out runs/fine_both2
+$PY - <<'PY'
+from df2net.model.weights import transplant_weights
+transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_both2/final.safetensors', ('dense', 'fine'),
+                   'runs/chain_both2.safetensors')
+PY
+for set in synth_eval_big:big ict_eval:ict synth_eval:std synth_relief_eval:relief; do
+  $DF2NET evaluate data/${set%%:*} --weights runs/chain_both2.safetensors --no-baselines -o runs/eval_${set##*:}_both2 --save-depth
+done
+$PY scripts/shipping_rule.py both both2
