@@ -318,7 +318,8 @@ def test_interpolated_weights_blend_d_and_f_and_keep_the_new_fr_net(tmp_path: Pa
 
 
 def test_transplanted_weights_take_the_named_stages_and_keep_the_base_config(tmp_path: Path) -> None:
-    from df2net.model.weights import stage_of, transplant_weights
+    from df2net.model.df2net import stage_of
+    from df2net.model.weights import transplant_weights
 
     torch.manual_seed(0)
     base = build_model("cpu")

@@ -17,6 +17,16 @@ from df2net.model.relief import ReliefNet
 __all__ = ["MODEL_CONFIGS", "DF2Net", "DepthStages", "ModelConfig", "build_model"]
 
 
+#: Parameter-name prefixes of the sub-networks :class:`DF2Net` holds (F-Net and Fr-Net); every other
+#: tensor is D-Net's (the original release's top-level names).
+STAGE_PREFIXES: dict[str, str] = {"fine": "FNet.", "finer": "FrNet."}
+
+
+def stage_of(name: str) -> str:
+    """The stage (``"dense"``, ``"fine"`` or ``"finer"``) a tensor or parameter of :class:`DF2Net` belongs to."""
+    return next((stage for stage, prefix in STAGE_PREFIXES.items() if name.startswith(prefix)), "dense")
+
+
 class DepthStages(NamedTuple):
     """The depth after each stage, each ``(B, 1, input_size, input_size)`` in network units.
 

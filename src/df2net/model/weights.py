@@ -450,9 +450,7 @@ def interpolate_weights(
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     a, b = load_weights(new), load_weights(old)
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    if set(sa) != set(sb) or any(sa[k].shape != sb[k].shape for k in sa):
-        raise WeightsError(f"{new} and {old} are not the same network: their tensors differ")
+    sa, sb = _same_network(a, b, new, old)
     blended = {
         k: v if k.startswith(keep_prefixes) or not torch.is_floating_point(v) else alpha * v + (1.0 - alpha) * sb[k]
         for k, v in sa.items()
@@ -461,16 +459,6 @@ def interpolate_weights(
     names = {"new": Path(new).name, "old": Path(old).name, "old_sha256": b.metadata.get("sha256")}
     extra = {"interpolated": {**names, "alpha": alpha}}
     return save_weights(a.model, a.config, target, recipe=a.metadata.get("recipe"), extra=extra)
-
-
-#: Which tensors belong to which stage: F-Net's and Fr-Net's names start with these; every other
-#: tensor is D-Net's (the original release's top-level names).
-STAGE_PREFIXES: dict[str, str] = {"fine": "FNet.", "finer": "FrNet."}
-
-
-def stage_of(name: str) -> str:
-    """The stage (``"dense"``, ``"fine"`` or ``"finer"``) a tensor of the network belongs to."""
-    return next((stage for stage, prefix in STAGE_PREFIXES.items() if name.startswith(prefix)), "dense")
 
 
 def transplant_weights(base: str | Path, donor: str | Path, stages: Sequence[str], target: str | Path) -> Path:
@@ -487,9 +475,9 @@ def transplant_weights(base: str | Path, donor: str | Path, stages: Sequence[str
     if unknown:
         raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from dense, fine, finer")
     a, b = load_weights(base), load_weights(donor)
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    if set(sa) != set(sb) or any(sa[k].shape != sb[k].shape for k in sa):
-        raise WeightsError(f"{base} and {donor} are not the same network: their tensors differ")
+    sa, sb = _same_network(a, b, base, donor)
+    from df2net.model.df2net import stage_of
+
     a.model.load_state_dict({k: sb[k] if stage_of(k) in stages else v for k, v in sa.items()})
     extra: dict[str, Any] = {
         "transplanted": {"base": Path(base).name, "donor": Path(donor).name, "stages": sorted(set(stages))}
@@ -497,3 +485,11 @@ def transplant_weights(base: str | Path, donor: str | Path, stages: Sequence[str
     if "gain_calibration" in a.metadata:
         extra["gain_calibration"] = a.metadata["gain_calibration"]
     return save_weights(a.model, a.config, target, recipe=b.metadata.get("recipe"), extra=extra)
+
+
+def _same_network(a: LoadedModel, b: LoadedModel, a_path: str | Path, b_path: str | Path) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The two models' state dicts; raises :class:`WeightsError` unless their tensors match in names and shapes."""
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    if set(sa) != set(sb) or any(sa[k].shape != sb[k].shape for k in sa):
+        raise WeightsError(f"{a_path} and {b_path} are not the same network: their tensors differ")
+    return sa, sb

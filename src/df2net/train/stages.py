@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from df2net.model import MODEL_CONFIGS, DF2Net, ModelConfig, build_model, load_weights
+from df2net.model.df2net import stage_of
 from df2net.train.config import TrainConfig
 
 __all__ = [
@@ -36,10 +37,6 @@ __all__ = [
 #: The model config of a run that names none and starts from no weights.
 DEFAULT_MODEL = "cpu"
 
-#: Parameter-name prefixes of the sub-networks held by :class:`DF2Net`.
-_SUBNETS = {"fine": "FNet.", "finer": "FrNet."}
-
-
 def stage_parameters(model: DF2Net, stage: str) -> list[nn.Parameter]:
     """Freeze everything outside ``stage``'s sub-network; return the parameters that train.
 
@@ -48,12 +45,11 @@ def stage_parameters(model: DF2Net, stage: str) -> list[nn.Parameter]:
     """
     if stage not in ("dense", "fine", "finer"):
         raise ValueError(f"unknown stage {stage!r}")
-    prefixes = tuple(_SUBNETS.values())
     trainable = []
     for name, p in model.named_parameters():
         if not hasattr(p, "_df2net_frozen_by_model"):
             p._df2net_frozen_by_model = not p.requires_grad  # type: ignore[attr-defined]
-        mine = name.startswith(_SUBNETS[stage]) if stage in _SUBNETS else not name.startswith(prefixes)
+        mine = stage_of(name) == stage
         p.requires_grad_(mine and not p._df2net_frozen_by_model)  # type: ignore[attr-defined]
         if p.requires_grad:
             trainable.append(p)
