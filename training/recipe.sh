@@ -276,22 +276,24 @@ $DF2NET train --train-config training/dense_region.json --out runs/dense_region 
 #     +0.06 [-0.04, +0.16] (within) and normals -0.10 degrees (better). Model card, first table.
 $DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 1000 \
   --texture-cache data/fits_demo/textures --workers 2
-$DF2NET train --train-config training/dense_both.json --out runs/dense_both
-$PY - <<'PY'
-from df2net.model.weights import transplant_weights
-transplant_weights('runs/dense_both/final.safetensors', 'runs/fine_mix2/final.safetensors', ('fine',),
-                   'runs/dense_both/init_fine.safetensors')
-PY
-$DF2NET train --train-config training/fine_both.json --out runs/fine_both
-$PY - <<'PY'
-from df2net.model.weights import transplant_weights
-transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_both/final.safetensors', ('dense', 'fine'),
-                   'runs/chain_both.safetensors')
-PY
-for set in synth_eval_big:big ict_eval:ict synth_eval:std synth_relief_eval:relief; do
-  $DF2NET evaluate data/${set%%:*} --weights runs/chain_both.safetensors --no-baselines -o runs/eval_${set##*:}_both --save-depth
-done
-$PY scripts/shipping_rule.py mix2_a05 both
+# One round on both worlds (steps 16-17): D-Net from training/dense_NAME.json, F-Net from
+# training/fine_NAME.json started from F_FROM's F-Net, chained with step 13's relief network,
+# evaluated on the four held-out sets and judged against BASE's evaluations.
+both_worlds_round() {
+  local name=$1 f_from=$2 base=$3
+  $DF2NET train --train-config training/dense_$name.json --out runs/dense_$name
+  $PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/dense_$name/final.safetensors', '$f_from', ('fine',), 'runs/dense_$name/init_fine.safetensors')"
+  $DF2NET train --train-config training/fine_$name.json --out runs/fine_$name
+  $PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_$name/final.safetensors', ('dense', 'fine'),
+                   'runs/chain_$name.safetensors')"
+  for set in synth_eval_big:big ict_eval:ict synth_eval:std synth_relief_eval:relief; do
+    $DF2NET evaluate data/${set%%:*} --weights runs/chain_$name.safetensors --no-baselines -o runs/eval_${set##*:}_$name --save-depth
+  done
+  $PY scripts/shipping_rule.py $base $name
+}
+both_worlds_round both runs/fine_mix2/final.safetensors mix2_a05
 cp src/df2net/weights/df2net_cpu.safetensors runs/shipped_before_both.safetensors
 $PY - <<'PY'
 from df2net.model import load_weights
@@ -315,19 +317,4 @@ $PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
 # 17. (Started at the end of 2026-12-07's session.) Step 16's D continued 40 minutes at lr 1e-4 on
 #     the same data (longer runs have lowered both worlds' errors so far: steps 11 -> 12); next,
 #     F on it, step 13's relief network, and scripts/shipping_rule.py against step 16's file.
-$DF2NET train --train-config training/dense_both2.json --out runs/dense_both2
-$PY - <<'PY'
-from df2net.model.weights import transplant_weights
-transplant_weights('runs/dense_both2/final.safetensors', 'runs/fine_both/final.safetensors', ('fine',),
-                   'runs/dense_both2/init_fine.safetensors')
-PY
-$DF2NET train --train-config training/fine_both2.json --out runs/fine_both2
-$PY - <<'PY'
-from df2net.model.weights import transplant_weights
-transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_both2/final.safetensors', ('dense', 'fine'),
-                   'runs/chain_both2.safetensors')
-PY
-for set in synth_eval_big:big ict_eval:ict synth_eval:std synth_relief_eval:relief; do
-  $DF2NET evaluate data/${set%%:*} --weights runs/chain_both2.safetensors --no-baselines -o runs/eval_${set##*:}_both2 --save-depth
-done
-$PY scripts/shipping_rule.py both both2
+both_worlds_round both2 runs/fine_both/final.safetensors both
