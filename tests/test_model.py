@@ -34,6 +34,7 @@ from df2net.model import (
     save_weights,
 )
 from df2net.model import weights as weights_module
+from df2net.model.blocks import full_precision
 
 FIXTURE = Path(__file__).parent / "fixtures" / "original_df2net_keys.json"
 
@@ -197,6 +198,30 @@ def test_model_trains_and_freezes_unused_released_layers() -> None:
     assert frozen == {f"FrNet.conv{i}_stage{s}.{k}" for i in (3, 4) for s in (2, 3) for k in ("weight", "bias")}
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad)
 
+
+
+def test_depth_layers_stay_float32_under_bf16_autocast() -> None:
+    # Training with amp runs the network under bf16 autocast; bf16 keeps 8 bits of a depth value
+    # (steps of ~0.3 px), so the layers that read or write depth run in float32.
+    tiny = replace(small_config(), name="tiny", dense_channels=4, input_size=256, dense_size=256)
+    torch.manual_seed(0)
+    model = build_model(tiny).eval()
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        plain = model.forward_stages(x, until="fine")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model.forward_stages(x, until="fine")
+    for name in ("dense", "fine"):
+        out, ref = getattr(mixed, name), getattr(plain, name)
+        assert out.dtype == torch.float32, name
+        # Not bf16 values cast up: most pixels carry bits that bf16 does not hold ...
+        assert (out != out.to(torch.bfloat16).float()).float().mean() > 0.9, name
+        # ... and the whole stays close to the float32 network.
+        assert (out - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3, name
+    # Outside autocast full_precision is the layer itself.
+    layer = torch.nn.Conv2d(2, 1, 3, padding=1)
+    t = torch.rand(1, 2, 8, 8)
+    assert torch.equal(full_precision(layer, t), layer(t))
 
 def test_input_sizes_are_checked() -> None:
     model = build_model("cpu").eval()

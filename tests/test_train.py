@@ -449,6 +449,20 @@ def test_each_stage_trains_its_own_part_and_loss_goes_down(data_dirs: tuple[Path
     assert changed["finer"] and all(n.startswith("FrNet.") for n in changed["finer"])
 
 
+def test_dense_stage_trains_under_bf16_autocast_on_cpu_and_saves_float32(data_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from df2net.train.loop import train
+
+    out = tmp_path / "amp"
+    weights = train(tiny_config(data_dirs, out, "dense", steps=12, amp=True, channels_last=True, log_every=4, sample_every=12))
+    curve = _curve(out)
+    assert np.mean(curve[-2:]) < 0.85 * np.mean(curve[:2]), curve
+    with safe_open(str(weights), "pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert dtypes <= {torch.float32, torch.int64} and torch.float32 in dtypes  # the weights always fp32 (int64: batch-norm counters)
+
+
 def test_resume_continues_at_the_saved_step_with_identical_weights(
     data_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -141,6 +141,18 @@ def conv_chain(x: Tensor, convs: Sequence[nn.Module]) -> Tensor:
     return x
 
 
+def full_precision(layer: nn.Module, x: Tensor) -> Tensor:
+    """``layer(x)`` in float32 even under ``torch.autocast``, for the layers that read or write depth.
+
+    Depth is a large value with small variations (a few hundred pixels, detail of hundredths):
+    bfloat16 keeps 8 bits of it, steps of about 0.3 px. Outside autocast this is ``layer(x)``.
+    """
+    if not torch.is_autocast_enabled(x.device.type):
+        return layer(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return layer(x.float())
+
+
 def fuse_depth_colour(
     depth: Tensor, colour: Tensor, conv_d: nn.Module, conv_c: nn.Module, conv2: nn.Module
 ) -> Tensor:
@@ -150,7 +162,7 @@ def fuse_depth_colour(
     are concatenated (``fused`` channels), pass ``conv2`` + leaky ReLU, and the result is
     concatenated to its input: ``(B, hyper1, H, W)`` ordered ``[depth branch, colour branch, conv2]``.
     """
-    fused = torch.cat([leaky(conv_d(depth)), leaky(conv_c(colour))], dim=1)
+    fused = torch.cat([leaky(full_precision(conv_d, depth)), leaky(conv_c(colour))], dim=1)
     return torch.cat([fused, leaky(conv2(fused))], dim=1)
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from df2net.model.blocks import ENCODER_SLOPE, UNetDown, UNetUp
+from df2net.model.blocks import ENCODER_SLOPE, UNetDown, UNetUp, full_precision
 from df2net.model.config import DNET_DIVISOR
 
 
@@ -83,7 +83,7 @@ class DNet(nn.Module):
             d = up(torch.cat([d, skip], dim=1))
         d = self.add_transpose_bn_1(self.add_transpose_conv_1(F.relu(d)))
         d = self.add_transpose_bn_2(self.add_transpose_conv_2(F.relu(d)))
-        return self.add_transpose_conv_3(F.relu(d))
+        return full_precision(self.add_transpose_conv_3, F.relu(d))
 
     def forward(self, x: Tensor) -> Tensor:
         """Same as :meth:`dense_depth`."""

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from df2net.model.blocks import FusionWidths, conv1x1, conv3x3, conv_chain, fuse_depth_colour, leaky, upsample_to
+from df2net.model.blocks import FusionWidths, conv1x1, conv3x3, conv_chain, full_precision, fuse_depth_colour, leaky, upsample_to
 
 
 class FNet(nn.Module):
@@ -52,4 +52,4 @@ class FNet(nn.Module):
         conv7 = conv_chain(F.max_pool2d(hyper2, 2), (self.conv5, self.conv6, self.conv7))
         features = torch.cat([conv2, upsample_to(conv4, conv2), upsample_to(conv7, conv2)], dim=1)
         head = conv_chain(features, (self.conv8, self.conv9))
-        return torch.tanh(self.out(head))
+        return torch.tanh(full_precision(self.out, head))

@@ -99,6 +99,8 @@ class Trainer:
         if config.zero_detail and ckpt is None:
             self.model.FrNet.zero_detail()
         self.model.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.params = stage_parameters(self.model, self.stage)
         if not self.params:
             raise ValueError(f"stage {self.stage!r} has no trainable parameters")
@@ -250,7 +252,9 @@ class Trainer:
         """One optimiser step on a batch; returns the loss terms and the (detached) predictions."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         batch, twins = self._add_twins(batch)
-        amp = self.config.amp and self.device.type == "cuda"
+        if self.config.channels_last:
+            batch["input"] = batch["input"].contiguous(memory_format=torch.channels_last)
+        amp = self.config.amp
         windows = None
         if self.config.patch_size:
             rng = np.random.default_rng([self.config.seed, self.step, 7])
