@@ -796,6 +796,9 @@ def test_cli_pair_flags_set_the_loss_weights_of_a_new_run(tmp_path: Path) -> Non
     config, _ = build_config(args)
     assert config.losses.pair_band == 0.5 and config.losses.pair == 0.0
     assert config.losses.gradient == LossConfig.for_stage("fine").gradient  # the stage's other weights kept
+    assert config.amp is False and config.channels_last is True  # the defaults
+    config, _ = build_config(parser.parse_args(["train", "--stage", "dense", "--data", "d", "--out", str(tmp_path / "r"), "--amp"]))
+    assert config.amp is True
 
 
 def test_history_plot_puts_validation_scores_in_a_panel_of_their_own(tmp_path: Path) -> None:

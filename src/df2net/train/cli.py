@@ -22,6 +22,7 @@ _RESUMABLE = (
     "num_workers",
     "device",
     "threads",
+    "amp",
     "cache_mb",
     "log_every",
     "sample_every",
@@ -77,6 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         const=True,
         help="finer stage: start Fr-Net's last layer at zero, so training starts at F's depth",
     )
+    p.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="forward pass under bfloat16 autocast (CUDA, or a CPU with AVX-512 BF16: about 2.5x faster; "
+        "the depth layers stay float32; for D-Net, then a short fp32 run)",
+    )
     p.add_argument("--dropout", type=float, help="D-Net decoder dropout while training (default: the released 0.5)")
     p.add_argument("--cache-mb", type=int, help="memory per data process for keeping loaded samples (default 3072)")
     p.add_argument("--seed", type=int)
@@ -129,6 +137,7 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
             "patch_size",
             "dropout",
             "zero_detail",
+            "amp",
             "cache_mb",
             "log_every",
             "sample_every",
