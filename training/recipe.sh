@@ -318,3 +318,18 @@ $PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
 #     the same data (longer runs have lowered both worlds' errors so far: steps 11 -> 12); next,
 #     F on it, step 13's relief network, and scripts/shipping_rule.py against step 16's file.
 both_worlds_round both2 runs/fine_both/final.safetensors both
+
+# 18. (Started 2026-12-07, sixth session.) D-Net is underfitted, not short of data (the shipped
+#     file scores 6.00 % on 60 of its own ICT training renders and 5.91 % on the held-out ones), so
+#     more steps are what helps. Training now runs channels-last (1.3-1.5x a step) and can run
+#     under bf16 autocast (train --amp: about 3x fp32 on this AVX-512 BF16 CPU;
+#     benchmarks/train_step.py). Step 17's D continued 40 minutes under bf16, then 8 minutes in
+#     fp32 (the network inference runs), chained with step 17's F and step 13's relief network.
+$DF2NET train --train-config training/dense_both3.json --out runs/dense_both3
+$DF2NET train --train-config training/dense_both3_settle.json --out runs/dense_both3_settle
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/chain_both2.safetensors', 'runs/dense_both3_settle/final.safetensors', ('dense',), 'runs/chain_both3.safetensors')"
+for set in ict_eval:ict synth_eval:std synth_eval_big:big synth_relief_eval:relief; do
+  $DF2NET evaluate data/${set%%:*} --weights runs/chain_both3.safetensors --no-baselines -o runs/eval_${set##*:}_both3 --save-depth
+done
+$PY scripts/shipping_rule.py both2 both3
