@@ -338,12 +338,19 @@ $PY scripts/expressions_sheet.py docs/expressions.png ../shared/data/df2net_demo
   --before runs/shipped_c66e76e8.safetensors --after src/df2net/weights/df2net_cpu.safetensors
 $PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
 
-# 18. (Started 2026-12-07, sixth session.) D-Net is underfitted, not short of data (the shipped
-#     file scores 6.00 % on 60 of its own ICT training renders and 5.91 % on the held-out ones), so
-#     more steps are what helps. Training now runs channels-last (1.3-1.5x a step) and can run
-#     under bf16 autocast (train --amp: about 3x fp32 on this AVX-512 BF16 CPU;
-#     benchmarks/train_step.py). Step 17's D continued 40 minutes under bf16, then 8 minutes in
-#     fp32 (the network inference runs), chained with step 17's F and step 13's relief network.
+# 18. (Tried, not shipped; 2026-12-07.) D-Net is underfitted, not short of data (step 16's file
+#     scores 6.00 % on 60 of its own ICT training renders and 5.91 % on the held-out ones), so more
+#     steps are what helps. Training now runs channels-last (1.3-1.5x a step, the same numbers) and
+#     can run under bf16 autocast (train --amp: about 3x fp32 on this AVX-512 BF16 CPU alone,
+#     benchmarks/train_step.py; 1.5x here beside other work). Step 17's D went on 40 minutes under
+#     bf16 (2,109 steps), then 8 minutes in fp32, chained with step 17's F and step 13's relief
+#     network. D alone came out a little better in depth on the ICT renders (5.86 -> 5.78 %) and
+#     worse in normals (13.54 -> 13.80 degrees), but the chain broke: ICT 5.86 -> 7.25 %, normals
+#     +4.4 degrees, every set worse. D-Net's losses ignore its output's level (depth up to an
+#     offset), and under bf16 that level drifted by +0.2 network units (-0.49 -> -0.29); F-Net reads
+#     D's depth as it is, so it met inputs it was never trained on. (fp32 runs drift too, by
+#     0.01 in step 17.) bf16 also makes the pair_band term read rounding (0.03-0.04 against 0.006).
+#     Not used further; a D run is always followed by F on it (both_worlds_round).
 $DF2NET train --train-config training/dense_both3.json --out runs/dense_both3
 $DF2NET train --train-config training/dense_both3_settle.json --out runs/dense_both3_settle
 $PY -c "from df2net.model.weights import transplant_weights

@@ -82,8 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--amp",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="forward pass under bfloat16 autocast (CUDA, or a CPU with AVX-512 BF16: about 2.5x faster; "
-        "the depth layers stay float32; for D-Net, then a short fp32 run)",
+        help="forward pass under bfloat16 autocast (CUDA, or a CPU with AVX-512 BF16: about 3x faster; "
+        "the depth layers stay float32, but D-Net's output level drifts: train F on it afterwards)",
     )
     p.add_argument("--dropout", type=float, help="D-Net decoder dropout while training (default: the released 0.5)")
     p.add_argument("--cache-mb", type=int, help="memory per data process for keeping loaded samples (default 3072)")

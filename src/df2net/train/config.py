@@ -212,7 +212,9 @@ class TrainConfig:
     F-Net's fine band by about 0.06 px: for D-Net's coarse shape, not for F-Net's or Fr-Net's
     detail; end such a run with a short fp32 one (the weights are always fp32). The ``pair_band``
     term compares two forward passes at hundredths of a pixel, so under bf16 it reads mostly the
-    two passes' rounding (0.03-0.04 against 0.006 in fp32 on the shipped D-Net).
+    two passes' rounding (0.03-0.04 against 0.006 in fp32 on the shipped D-Net). Tried on D-Net
+    (recipe step 18) it moved D's output level by 0.2 network units (the losses ignore the level;
+    F-Net does not) and its normals by +0.26 degrees: not used for the shipped weights.
 
     ``dropout`` replaces the probability of D-Net's decoder dropout while training (None: the
     released 0.5; it does nothing at inference). ``cache_mb`` bounds the memory each data
