@@ -293,50 +293,39 @@ transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_$nam
   done
   $PY scripts/shipping_rule.py $base $name
 }
-both_worlds_round both runs/fine_mix2/final.safetensors mix2_a05
-cp src/df2net/weights/df2net_cpu.safetensors runs/shipped_before_both.safetensors
-$PY - <<'PY'
+# Ship runs/chain_NAME.safetensors (the previous file kept as runs/shipped_before_NAME), then
+# its goldens, docs tables, the mouth/eye regions (the listed evaluations), tilt by yaw against
+# PREV's evaluations, and the sheets.
+ship_chain() {
+  local name=$1 prev=$2; shift 2
+  cp src/df2net/weights/df2net_cpu.safetensors runs/shipped_before_$name.safetensors
+  $PY - <<PY
 from df2net.model import load_weights
 from df2net.model.weights import save_weights
-new = load_weights('runs/chain_both.safetensors')
+new = load_weights('runs/chain_$name.safetensors')
 save_weights(new.model, new.config, 'src/df2net/weights/df2net_cpu.safetensors', recipe=new.metadata.get('recipe'),
              extra={'gain_calibration': new.metadata['gain_calibration']})
 PY
-$PY scripts/make_golden.py
-$DF2NET evaluate data/synth_eval -o docs/evaluation
-$DF2NET evaluate data/ict_eval -o docs/evaluation_ict
-$DF2NET evaluate data/synth_relief_eval -o docs/evaluation_relief --no-baselines
-$DF2NET evaluate data/fits_demo -o docs/evaluation_demo_fits --no-baselines
-$PY scripts/expression_regions.py data/ict_eval runs/eval_ict_shipped runs/eval_ict_mix2_a05 runs/eval_ict_region runs/eval_ict_both
-$PY scripts/tilt_share.py data/ict_eval runs/eval_ict_both runs/eval_ict_mix2_a05
-$PY scripts/tilt_share.py data/synth_eval runs/eval_std_both runs/eval_std_mix2_a05
-$PY scripts/expressions_sheet.py docs/expressions.png ../shared/data/df2net_demo/{22,19,4,1}.png \
-  --before runs/shipped_c66e76e8.safetensors --after src/df2net/weights/df2net_cpu.safetensors
-$PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
+  $PY scripts/make_golden.py
+  $DF2NET evaluate data/synth_eval -o docs/evaluation
+  $DF2NET evaluate data/ict_eval -o docs/evaluation_ict
+  $DF2NET evaluate data/synth_relief_eval -o docs/evaluation_relief --no-baselines
+  $DF2NET evaluate data/fits_demo -o docs/evaluation_demo_fits --no-baselines
+  $PY scripts/expression_regions.py data/ict_eval "$@"
+  $PY scripts/tilt_share.py data/ict_eval runs/eval_ict_$name runs/eval_ict_$prev
+  $PY scripts/tilt_share.py data/synth_eval runs/eval_std_$name runs/eval_std_$prev
+  $PY scripts/expressions_sheet.py docs/expressions.png ../shared/data/df2net_demo/{22,19,4,1}.png \
+    --before runs/shipped_c66e76e8.safetensors --after src/df2net/weights/df2net_cpu.safetensors
+  $PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
+}
+both_worlds_round both runs/fine_mix2/final.safetensors mix2_a05
+ship_chain both mix2_a05 runs/eval_ict_shipped runs/eval_ict_mix2_a05 runs/eval_ict_region runs/eval_ict_both
 
 # 17. The shipped file's D and F. Step 16's D continued 40 minutes at lr 1e-4 on the same data
 #     (longer runs have lowered both worlds' errors so far: steps 11 -> 12), F 30 minutes on it from
 #     step 16's F, step 13's relief network; scripts/shipping_rule.py against step 16's file: SHIP.
 both_worlds_round both2 runs/fine_both/final.safetensors both
-cp src/df2net/weights/df2net_cpu.safetensors runs/shipped_before_both2.safetensors
-$PY - <<'PY'
-from df2net.model import load_weights
-from df2net.model.weights import save_weights
-new = load_weights('runs/chain_both2.safetensors')
-save_weights(new.model, new.config, 'src/df2net/weights/df2net_cpu.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': new.metadata['gain_calibration']})
-PY
-$PY scripts/make_golden.py
-$DF2NET evaluate data/synth_eval -o docs/evaluation
-$DF2NET evaluate data/ict_eval -o docs/evaluation_ict
-$DF2NET evaluate data/synth_relief_eval -o docs/evaluation_relief --no-baselines
-$DF2NET evaluate data/fits_demo -o docs/evaluation_demo_fits --no-baselines
-$PY scripts/expression_regions.py data/ict_eval runs/eval_ict_shipped runs/eval_ict_mix2_a05 runs/eval_ict_both runs/eval_ict_both2
-$PY scripts/tilt_share.py data/ict_eval runs/eval_ict_both2 runs/eval_ict_both
-$PY scripts/tilt_share.py data/synth_eval runs/eval_std_both2 runs/eval_std_both
-$PY scripts/expressions_sheet.py docs/expressions.png ../shared/data/df2net_demo/{22,19,4,1}.png \
-  --before runs/shipped_c66e76e8.safetensors --after src/df2net/weights/df2net_cpu.safetensors
-$PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
+ship_chain both2 both runs/eval_ict_shipped runs/eval_ict_mix2_a05 runs/eval_ict_both runs/eval_ict_both2
 
 # 18. (Tried, not shipped; 2026-12-07.) D-Net is underfitted, not short of data (step 16's file
 #     scores 6.00 % on 60 of its own ICT training renders and 5.91 % on the held-out ones), so more
