@@ -11,9 +11,10 @@ machine slows them alike:
 
 - ``fp32`` (the baseline): weights and input in the default NCHW layout;
 - ``fp32 channels-last``: weights and input NHWC (``TrainConfig.channels_last``, the default);
-- ``bf16 channels-last``: the same under ``torch.autocast("cpu", bfloat16)``: not used for
-  training, it is printed for its depth difference (a deep U-Net in bf16 moves the depth by about
-  a pixel RMS against fp32, and a net trained that way would run in fp32 at inference).
+- ``bf16 channels-last``: the same under ``torch.autocast("cpu", bfloat16)`` (``TrainConfig.amp``),
+  printed with its depth difference: a deep U-Net in bf16 moves the depth by about a pixel RMS
+  against fp32, and a net trained that way runs in fp32 at inference (tried on D-Net, recipe
+  step 18, it drifted D's output level and was not shipped).
 
 Prints the median seconds per step of each, the ratio to the baseline, and the largest depth
 difference of each variant's forward (eval mode, before any step) against the baseline's (px
