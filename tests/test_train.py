@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -458,9 +459,34 @@ def test_dense_stage_trains_under_bf16_autocast_on_cpu_and_saves_float32(data_di
     weights = train(tiny_config(data_dirs, out, "dense", steps=12, amp=True, channels_last=True, log_every=4, sample_every=12))
     curve = _curve(out)
     assert np.mean(curve[-2:]) < 0.85 * np.mean(curve[:2]), curve
+    history = json.loads((out / "history.json").read_text())
+    assert all(np.isfinite(h["level"]) and -3 < h["level"] < 3 for h in history)  # D's output level, logged
     with safe_open(str(weights), "pt") as f:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}
     assert dtypes <= {torch.float32, torch.int64} and torch.float32 in dtypes  # the weights always fp32 (int64: batch-norm counters)
+
+
+def test_level_drift_warns_once_when_d_nets_level_moves_and_not_while_it_holds() -> None:
+    from types import SimpleNamespace
+
+    from df2net.train.hooks import LevelDrift
+
+    def feed(levels: list[float]) -> list[warnings.WarningMessage]:
+        hook = LevelDrift(limit=0.05, window=5)
+        hook.trainer = SimpleNamespace(stage="dense", info=SimpleNamespace(is_main=True))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for level in levels:
+                hook.after_step({"total": 0.1, "level": level}, {})
+        return [w for w in caught if "output level moved" in str(w.message)]
+
+    rng = np.random.default_rng(0)
+    noisy = list(-0.49 + 0.02 * rng.standard_normal(60))  # step-to-step noise, no drift
+    assert feed(noisy) == []
+    drifting = [-0.49 + 0.2 * i / 60 for i in range(60)]  # recipe step 18: +0.2 units over the run
+    caught = feed(drifting)
+    assert len(caught) == 1 and "moved +0.05" in str(caught[0].message)  # as soon as it passes the limit
+    assert feed([]) == [] and LevelDrift().after_step({"total": 0.1}, {}) is None  # stages without a level
 
 
 def test_resume_continues_at_the_saved_step_with_identical_weights(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ from df2net.train.config import TrainConfig
 from df2net.train.plots import plot_history
 from df2net.train.sheets import sample_sheet, write_sheet
 
-__all__ = ["Hook", "LossLog", "PeriodicCheckpointer", "ProgressBar", "SampleSheets", "TrainerState"]
+__all__ = ["Hook", "LevelDrift", "LossLog", "PeriodicCheckpointer", "ProgressBar", "SampleSheets", "TrainerState"]
 
 
 class TrainerState(Protocol):
@@ -160,6 +161,43 @@ class SampleSheets(Hook):
         write_sheet(t.run_dir / "samples" / f"step_{t.step:08d}.png", sheet)
         if t.writer is not None:
             t.writer.add_image("samples", sheet, t.step, dataformats="HWC")
+
+
+class LevelDrift(Hook):
+    """Warns once when D-Net's output level moves more than ``limit`` network units from where
+    the run (or its resume) began.
+
+    The level is ``values["level"]``, the masked mean of the dense stage's depth; where it began is
+    the mean of the first ``window`` steps, where it is the mean of the last ``window``. D-Net's
+    losses compare depth up to an offset, so nothing holds the level, but F-Net reads D's depth as
+    it is: after such a drift F must be trained on this D before the two are chained (recipe
+    step 18: +0.2 units under bf16 broke the chain).
+    """
+
+    def __init__(self, limit: float = 0.05, window: int = 20) -> None:
+        self.limit = limit
+        self.window = window
+        self.first: list[float] = []
+        self.recent: list[float] = []
+        self.warned = False
+
+    def after_step(self, values: dict[str, float], pred: dict[str, Tensor]) -> None:
+        level = values.get("level")
+        if level is None or self.warned:
+            return
+        if len(self.first) < self.window:
+            self.first.append(level)
+            return
+        self.recent = (self.recent + [level])[-self.window :]
+        drift = sum(self.recent) / len(self.recent) - sum(self.first) / len(self.first)
+        if len(self.recent) == self.window and abs(drift) > self.limit:
+            self.warned = True
+            if self.trainer.info.is_main:
+                warnings.warn(
+                    f"train {self.trainer.stage}: D-Net's output level moved {drift:+.3f} network units since the run "
+                    "began (its losses ignore the level, F-Net reads it): train F on this D before chaining them",
+                    stacklevel=2,
+                )
 
 
 class PeriodicCheckpointer(Hook):

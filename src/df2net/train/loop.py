@@ -47,8 +47,8 @@ from df2net.train.checkpoints import (
 )
 from df2net.train.config import CONFIG_FILE, TrainConfig
 from df2net.train.datasets import MixedBatchSampler, TrainingSet
-from df2net.train.hooks import Hook, LossLog, PeriodicCheckpointer, ProgressBar, SampleSheets
-from df2net.train.losses import pair_loss, stage_loss, units_to_grid_pixels
+from df2net.train.hooks import Hook, LevelDrift, LossLog, PeriodicCheckpointer, ProgressBar, SampleSheets
+from df2net.train.losses import masked_mean, pair_loss, stage_loss, units_to_grid_pixels
 from df2net.train.schedule import warmup_cosine
 from df2net.train.stages import (
     StageNet,
@@ -150,6 +150,7 @@ class Trainer:
         self.hooks: list[Hook] = [
             ProgressBar(),
             LossLog(config.log_every),
+            LevelDrift(),
             SampleSheets(config.sample_every),
             PeriodicCheckpointer(config.checkpoint_every),
         ]
@@ -292,6 +293,8 @@ class Trainer:
         self.step += 1
         values = {k: float(v.detach()) for k, v in terms.items()}
         values["total"] = float(total.detach())
+        if self.stage == "dense":  # the level the losses ignore and F-Net reads (hooks.LevelDrift)
+            values["level"] = float(masked_mean(pred["dense"].detach(), batch["mask"]).mean())
         return values, {k: v.detach() for k, v in pred.items()}
 
     # ---------------------------------------------------------------- the loop

@@ -11,7 +11,7 @@ __all__ = ["plot_history"]
 
 
 #: History entries that are bookkeeping, not curves.
-_NOT_PLOTTED = ("step", "lr", "s_per_step", "time_min")
+_NOT_PLOTTED = ("step", "lr", "s_per_step", "time_min", "level")
 
 
 def plot_history(history: list[dict[str, float]], path: str | Path, title: str = "") -> bool:
