@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -198,6 +198,30 @@ def test_model_trains_and_freezes_unused_released_layers() -> None:
     assert frozen == {f"FrNet.conv{i}_stage{s}.{k}" for i in (3, 4) for s in (2, 3) for k in ("weight", "bias")}
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad)
 
+
+
+def test_level_free_f_net_follows_d_nets_level_and_changes_nothing_else() -> None:
+    # D-Net's losses leave its output level free; with fine_level_ref F-Net no longer depends on it.
+    cfg = replace(small_config(), name="tiny", dense_channels=4, input_size=256, dense_size=256)
+    torch.manual_seed(0)
+    plain = build_model(cfg).eval()
+    free = build_model(replace(cfg, fine_level_ref=-0.49)).eval()
+    free.load_state_dict(plain.state_dict())  # the same tensors: the flag adds none
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    x[..., :40, :] = -1.0  # off the face (a masked crop)
+    mask = (x > -1.0 + 1e-3).any(dim=1, keepdim=True).float()
+    depth = -0.49 + 0.1 * torch.rand(2, 1, 256, 256)
+    with torch.no_grad():
+        base = free.FNet(depth, x)
+        for c in (0.2, -0.35):
+            moved = free.FNet(depth + c, x)
+            assert torch.allclose(moved, base + c, atol=1e-5), c
+            assert not torch.allclose(plain.FNet(depth + c, x) - c, plain.FNet(depth, x), atol=1e-3)  # the released F is not
+        # At the reference level it is the released F-Net exactly.
+        level = (depth * mask).sum(dim=(2, 3), keepdim=True) / mask.sum(dim=(2, 3), keepdim=True)
+        at_ref = depth - level + (-0.49)
+        assert torch.allclose(free.FNet(at_ref, x), plain.FNet(at_ref, x), atol=1e-6)
+    assert ModelConfig.from_dict({k: v for k, v in asdict(cfg).items() if k != "fine_level_ref"}).fine_level_ref is None
 
 
 def test_depth_layers_stay_float32_under_bf16_autocast() -> None:

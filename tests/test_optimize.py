@@ -186,6 +186,25 @@ def test_onnxruntime_backend_exports_once_and_matches_torch(tiny_weights: Path, 
     assert make_backend(loaded, "onnxruntime") is make_backend(loaded, "onnxruntime")
 
 
+def test_level_free_f_net_fuses_and_exports_to_onnx_and_matches_eager(tmp_path: Path, monkeypatch) -> None:
+    _needs_onnx()
+    from dataclasses import replace
+
+    from df2net.backends import OnnxRuntimeBackend, TorchBackend
+    from df2net.model.weights import load_model
+
+    monkeypatch.setenv("DF2NET_CACHE_DIR", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    weights = _save(_with_batch_statistics(build_model(replace(TINY, fine_level_ref=-0.49))), tmp_path / "level_free.safetensors")
+    loaded = load_model(weights)
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    x[..., :48, :] = -1.0  # a masked crop: the level is taken over the face
+    want = TorchBackend(loaded, optimize=False).forward_stages(x)
+    for got in (TorchBackend(loaded).forward_stages(x), OnnxRuntimeBackend(loaded).forward_stages(x)):  # fused, exported
+        for name in ("dense", "fine", "finer"):
+            _assert_close_relative(getattr(got, name), getattr(want, name), 1e-4)
+
+
 def test_export_onnx_command_writes_a_model_that_names_its_weights(tiny_weights: Path, tmp_path: Path) -> None:
     _needs_onnx()
     import onnx

@@ -55,6 +55,12 @@ class ModelConfig:
         relief_gain: a fixed factor on its output (calibrated on validation renders).
         relief_mode: what the relief U-Net sees and does with F-Net's detail band
             (:data:`~df2net.model.relief.RELIEF_MODES`: ``"band"`` or ``"gate"``).
+        fine_level_ref: None (F-Net reads D-Net's depth as it is: the released chain), or a level
+            in network units: F-Net then reads D-Net's depth moved so that its mean over the face
+            is this level, and moves its own output back by the same amount, so the chain no
+            longer depends on D-Net's level, which D-Net's losses (depth up to an offset) leave
+            free (recipe step 18: a drift of 0.2 units broke the chain). The shipped F-Nets were
+            trained on D-Nets at about -0.49.
     """
 
     name: str
@@ -74,6 +80,7 @@ class ModelConfig:
     relief_sigma: float = 4.0
     relief_gain: float = 1.0
     relief_mode: str = "gate"
+    fine_level_ref: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "relief_channels", tuple(int(c) for c in self.relief_channels))

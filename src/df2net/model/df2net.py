@@ -56,7 +56,7 @@ class DF2Net(DNet):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(channels=config.dense_channels)
         self.config = config
-        self.FNet = FNet(config.fine_channels, config.fusion_tail_min)
+        self.FNet = FNet(config.fine_channels, config.fusion_tail_min, config.fine_level_ref)
         if config.finer_arch == "relief":
             self.FrNet: FrNet | ReliefNet = ReliefNet(config.relief_channels, config.relief_sigma, config.relief_gain, config.relief_mode)
         else:

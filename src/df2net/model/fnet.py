@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from df2net.model.blocks import FusionWidths, conv1x1, conv3x3, conv_chain, full_precision, fuse_depth_colour, leaky, upsample_to
+from df2net.model.relief import input_mask
 
 
 class FNet(nn.Module):
@@ -24,12 +25,16 @@ class FNet(nn.Module):
     - 1/4 scale (max pool): ``conv5`` .. ``conv7``;
     - head at full scale over ``[conv2, up(conv4), up(conv7)]`` (``7 nf / 4`` channels, bilinear
       upsampling): 1x1 ``conv8``, ``conv9``, ``out``, then ``tanh``.
+
+    With ``level_ref`` (``ModelConfig.fine_level_ref``) it reads the depth moved to that level
+    over the face and moves its output back: ``F(depth + c) = F(depth) + c``.
     """
 
-    def __init__(self, channels: int = 64, min_tail: int = 1) -> None:
+    def __init__(self, channels: int = 64, min_tail: int = 1, level_ref: float | None = None) -> None:
         super().__init__()
         w = FusionWidths(channels, min_tail)
         self.widths = w
+        self.level_ref = level_ref
         self.conv1_d = conv3x3(1, w.branch)
         self.conv1_c = conv3x3(3, w.branch)
         self.conv2 = conv3x3(w.fused, w.fused)
@@ -43,7 +48,21 @@ class FNet(nn.Module):
         self.out = conv1x1(w.tail, 1)
 
     def forward(self, depth: Tensor, colour: Tensor) -> Tensor:
-        """Fine depth ``(B, 1, H, W)`` in [-1, 1] from ``depth (B, 1, H, W)`` and ``colour (B, 3, H, W)``."""
+        """Fine depth ``(B, 1, H, W)`` from ``depth (B, 1, H, W)`` and ``colour (B, 3, H, W)``: in
+        [-1, 1], or with ``level_ref`` that moved by the input's level (see :meth:`level_shift`)."""
+        if self.level_ref is None:
+            return self._fine(depth, colour)
+        shift = self.level_shift(depth, colour)
+        return self._fine(depth - shift, colour) + shift
+
+    def level_shift(self, depth: Tensor, colour: Tensor) -> Tensor:
+        """``(B, 1, 1, 1)``: the mean of ``depth`` over the face (the masked colour crop's mask)
+        minus ``level_ref``: what F-Net takes off its input and puts back on its output."""
+        mask = input_mask(colour)
+        mean = (depth * mask).sum(dim=(2, 3), keepdim=True) / mask.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+        return mean - float(self.level_ref)
+
+    def _fine(self, depth: Tensor, colour: Tensor) -> Tensor:
         hyper1 = fuse_depth_colour(depth, colour, self.conv1_d, self.conv1_c, self.conv2)
         conv2 = hyper1[:, self.widths.fused :]
         conv3 = leaky(self.conv3(F.max_pool2d(hyper1, 2)))
