@@ -339,7 +339,12 @@ ship_chain both2 both runs/eval_ict_shipped runs/eval_ict_mix2_a05 runs/eval_ict
 #     offset), and under bf16 that level drifted by +0.2 network units (-0.49 -> -0.29); F-Net reads
 #     D's depth as it is, so it met inputs it was never trained on. (fp32 runs drift too, by
 #     0.01 in step 17.) bf16 also makes the pair_band term read rounding (0.03-0.04 against 0.006).
-#     Not used further; a D run is always followed by F on it (both_worlds_round).
+#     Then ModelConfig.fine_level_ref: F-Net reads D's depth moved to a reference level over the
+#     face and moves its output back. The same tensors under fine_level_ref -0.49 (the level step
+#     17's F was trained at) give step 17's chain back to within 0.001 points, and mend this one:
+#     ICT 5.86 -> 5.78 % [-0.16, +0.00], normals 13.36 -> 13.28 [-0.16, +0.00], standard set
+#     within the noise (5.31 -> 5.35, 10.65 -> 10.63): not better beyond the noise, so not
+#     shipped, but D under bf16 does not hurt the chain once F is level-free.
 $DF2NET train --train-config training/dense_both3.json --out runs/dense_both3
 $DF2NET train --train-config training/dense_both3_settle.json --out runs/dense_both3_settle
 $PY -c "from df2net.model.weights import transplant_weights

@@ -214,7 +214,8 @@ class TrainConfig:
     term compares two forward passes at hundredths of a pixel, so under bf16 it reads mostly the
     two passes' rounding (0.03-0.04 against 0.006 in fp32 on the shipped D-Net). Tried on D-Net
     (recipe step 18) it moved D's output level by 0.2 network units (the losses ignore the level;
-    F-Net does not) and its normals by +0.26 degrees: not used for the shipped weights.
+    F-Net does not, unless ``ModelConfig.fine_level_ref`` makes it level-free, which mended that
+    chain): not used for the shipped weights.
 
     ``dropout`` replaces the probability of D-Net's decoder dropout while training (None: the
     released 0.5; it does nothing at inference). ``cache_mb`` bounds the memory each data
