@@ -353,3 +353,16 @@ for set in ict_eval:ict synth_eval:std synth_eval_big:big synth_relief_eval:reli
   $DF2NET evaluate data/${set%%:*} --weights runs/chain_both3.safetensors --no-baselines -o runs/eval_${set##*:}_both3 --save-depth
 done
 $PY scripts/shipping_rule.py both2 both3
+$PY - <<'PY'
+from dataclasses import replace
+from df2net.model import load_weights
+from df2net.model.weights import reconfigure_weights
+for name in ('both3', 'both2'):
+    cfg = load_weights(f'runs/chain_{name}.safetensors').config
+    reconfigure_weights(f'runs/chain_{name}.safetensors', f'runs/chain_{name}lf.safetensors', replace(cfg, fine_level_ref=-0.49))
+PY
+for name in both3lf both2lf; do
+  $DF2NET evaluate data/ict_eval --weights runs/chain_$name.safetensors --no-baselines -o runs/eval_ict_$name --save-depth
+  $DF2NET evaluate data/synth_eval --weights runs/chain_$name.safetensors --no-baselines -o runs/eval_std_$name --save-depth
+  $PY scripts/shipping_rule.py both2 $name --set ict:data/ict_eval:target --set std:data/synth_eval:guard
+done
