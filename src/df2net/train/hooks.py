@@ -13,7 +13,7 @@ import json
 import sys
 import time
 import warnings
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -178,7 +178,7 @@ class LevelDrift(Hook):
         self.limit = limit
         self.window = window
         self.first: list[float] = []
-        self.recent: list[float] = []
+        self.recent: deque[float] = deque(maxlen=window)
         self.warned = False
 
     def after_step(self, values: dict[str, float], pred: dict[str, Tensor]) -> None:
@@ -188,9 +188,11 @@ class LevelDrift(Hook):
         if len(self.first) < self.window:
             self.first.append(level)
             return
-        self.recent = (self.recent + [level])[-self.window :]
-        drift = sum(self.recent) / len(self.recent) - sum(self.first) / len(self.first)
-        if len(self.recent) == self.window and abs(drift) > self.limit:
+        self.recent.append(level)
+        if len(self.recent) < self.window:
+            return
+        drift = (sum(self.recent) - sum(self.first)) / self.window
+        if abs(drift) > self.limit:
             self.warned = True
             if self.trainer.info.is_main:
                 warnings.warn(
