@@ -83,7 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="forward pass under bfloat16 autocast (CUDA, or a CPU with AVX-512 BF16: about 3x faster; "
-        "the depth layers stay float32, but D-Net's output level drifts: train F on it afterwards)",
+        "the depth layers stay float32, but D-Net's output level drifts: train F on it afterwards, "
+        "or use a level-free F, ModelConfig.fine_level_ref)",
     )
     p.add_argument("--dropout", type=float, help="D-Net decoder dropout while training (default: the released 0.5)")
     p.add_argument("--cache-mb", type=int, help="memory per data process for keeping loaded samples (default 3072)")

@@ -210,7 +210,7 @@ class TrainConfig:
     layers that read or write depth stay float32 (:func:`df2net.model.blocks.full_precision`), but
     the rest of a deep U-Net in bf16 still moves the depth by about a pixel RMS against fp32 and
     F-Net's fine band by about 0.06 px: for D-Net's coarse shape, not for F-Net's or Fr-Net's
-    detail; end such a run with a short fp32 one (the weights are always fp32). The ``pair_band``
+    detail (the weights are always fp32). The ``pair_band``
     term compares two forward passes at hundredths of a pixel, so under bf16 it reads mostly the
     two passes' rounding (0.03-0.04 against 0.006 in fp32 on the shipped D-Net). Tried on D-Net
     (recipe step 18) it moved D's output level by 0.2 network units (the losses ignore the level;
