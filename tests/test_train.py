@@ -824,7 +824,13 @@ def test_cli_pair_flags_set_the_loss_weights_of_a_new_run(tmp_path: Path) -> Non
     assert config.losses.gradient == LossConfig.for_stage("fine").gradient  # the stage's other weights kept
     assert config.amp is False and config.channels_last is True  # the defaults
     config, _ = build_config(parser.parse_args(["train", "--stage", "dense", "--data", "d", "--out", str(tmp_path / "r"), "--amp"]))
-    assert config.amp is True
+    assert config.amp is True and config.ema_decay is None
+    run = tmp_path / "r2"
+    config, _ = build_config(parser.parse_args(["train", "--stage", "dense", "--data", "d", "--out", str(run), "--ema-decay", "0.99"]))
+    assert config.ema_decay == 0.99
+    config.replace(ema_decay=None).save(run / "config.json")
+    config, notes = build_config(parser.parse_args(["train", "--out", str(run), "--resume", "--ema-decay", "0.999"]))
+    assert config.ema_decay == 0.999 and not notes  # resumable: a running run can start averaging
 
 
 def test_history_plot_puts_validation_scores_in_a_panel_of_their_own(tmp_path: Path) -> None:
@@ -1069,3 +1075,66 @@ def test_plane_term_costs_a_tilt_and_fits_can_teach_shape_without_their_tilt() -
     # A synthetic sample keeps its tilt in the depth term either way.
     _, synth = stage_loss("dense", {"dense": units}, batch, model_config, free, grid=size)
     assert float(synth["depth"]) == pytest.approx(float(terms["depth"]), rel=1e-6)
+
+
+# --------------------------------------------------------------------------- weight average
+
+
+def test_weight_average_follows_the_arithmetic_and_round_trips() -> None:
+    from df2net.train.ema import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    ema = WeightAverage(net, decay=0.9)
+    assert ema.current_decay() == pytest.approx(0.1)  # (1 + 0) / (10 + 0): a fresh average follows closely
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    ema.update(net)
+    expected = start["0.weight"] * 0.1 + (start["0.weight"] + 1.0) * 0.9
+    assert torch.allclose(ema.state["0.weight"], expected)
+    for _ in range(200):
+        ema.update(net)
+    assert ema.current_decay() == 0.9  # capped at the configured decay
+    assert torch.allclose(ema.state["0.weight"], net[0].weight, atol=1e-6)  # converges to constant weights
+    assert ema.state["1.num_batches_tracked"].dtype == torch.int64  # integer buffers copied, not averaged
+
+    again = WeightAverage(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)), decay=0.9)
+    again.load_state_dict(ema.state_dict())
+    assert again.updates == 201 and torch.equal(again.state["0.bias"], ema.state["0.bias"])
+    other = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    again.copy_to(other)
+    assert torch.equal(other[0].weight, ema.state["0.weight"])
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(net, decay=1.0)
+
+
+def test_a_run_with_ema_exports_the_average_and_the_raw_weights_and_resumes_the_average(
+    data_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from df2net.model import load_weights
+    from df2net.train.loop import RAW_WEIGHTS, Trainer, train
+    from df2net.train.stages import stage_of
+
+    full = tmp_path / "full"
+    cfg = dict(steps=6, checkpoint_every=3, ema_decay=0.5)
+    weights = train(tiny_config(data_dirs, full, "dense", **cfg))
+    avg, raw = load_weights(weights), load_weights(full / RAW_WEIGHTS)
+    last = torch.load(full / "checkpoints" / "step_00000006.pt", weights_only=True)
+    a, r = avg.model.state_dict(), raw.model.state_dict()
+    trained = [k for k in a if stage_of(k) == "dense" and a[k].is_floating_point()]
+    assert trained
+    assert any(not torch.equal(a[k], r[k]) for k in trained)  # the average is not the last step
+    for k in trained:
+        assert torch.equal(r[k], last["model"][k]) and torch.allclose(a[k], last["ema"]["state"][k])
+    assert avg.metadata["recipe"]["weight_average"] == {"ema_decay": 0.5, "ema_updates": 6}
+
+    part = tmp_path / "part"
+    (part / "checkpoints").mkdir(parents=True)
+    shutil.copy(full / "checkpoints" / "step_00000003.pt", part / "checkpoints")
+    trainer = Trainer(tiny_config(data_dirs, part, "dense", **cfg), resume=True)
+    assert trainer.ema is not None and trainer.ema.updates == 3
+    trainer.run()
+    trainer.close()
+    resumed = torch.load(part / "checkpoints" / "step_00000006.pt", weights_only=True)["ema"]["state"]
+    for k in trained:
+        assert torch.equal(resumed[k], last["ema"]["state"][k]), k

@@ -23,6 +23,7 @@ _RESUMABLE = (
     "device",
     "threads",
     "amp",
+    "ema_decay",
     "cache_mb",
     "log_every",
     "sample_every",
@@ -86,6 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the depth layers stay float32, but D-Net's output level drifts: train F on it afterwards, "
         "or use a level-free F, ModelConfig.fine_level_ref)",
     )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        help="keep a moving average of the weights with this decay (e.g. 0.999) and export it as "
+        "RUN/final.safetensors (the last step's weights: RUN/final_raw.safetensors)",
+    )
     p.add_argument("--dropout", type=float, help="D-Net decoder dropout while training (default: the released 0.5)")
     p.add_argument("--cache-mb", type=int, help="memory per data process for keeping loaded samples (default 3072)")
     p.add_argument("--seed", type=int)
@@ -139,6 +146,7 @@ def build_config(args: argparse.Namespace) -> tuple[object, list[str]]:
             "dropout",
             "zero_detail",
             "amp",
+            "ema_decay",
             "cache_mb",
             "log_every",
             "sample_every",

@@ -240,6 +240,10 @@ class TrainConfig:
     training time (summed over resumes) reaches that many minutes, and the cosine follows
     whichever of steps and time is further along, so it reaches its floor either way. Such a run
     is not step-for-step reproducible (where it stops depends on the machine's speed).
+
+    ``ema_decay`` (e.g. 0.999): keep an exponential moving average of the weights
+    (:class:`~df2net.train.ema.WeightAverage`, in the checkpoints) and export it as
+    ``RUN/final.safetensors``; the last step's own weights go to ``RUN/final_raw.safetensors``.
     """
 
     stage: str = "dense"
@@ -275,6 +279,7 @@ class TrainConfig:
     zero_detail: bool = False
     time_limit_min: float | None = None
     pair_share: float = 0.5
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -302,6 +307,8 @@ class TrainConfig:
             problems.append("zero_detail is for the finer stage")
         if self.time_limit_min is not None and not self.time_limit_min > 0:
             problems.append(f"time_limit_min must be > 0, got {self.time_limit_min}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            problems.append(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0.0 < self.pair_share <= 1.0:
             problems.append(f"pair_share must be in (0, 1], got {self.pair_share}")
         if (self.losses.pair or self.losses.pair_band) and self.stage == "finer":

@@ -11,7 +11,9 @@ work is done by hooks around it (:mod:`df2net.train.hooks`). A run folder holds:
     RUN/loss_curve.png         the same, plotted (rewritten at every log interval)
     RUN/samples/step_*.png     input | target depth | predicted depth | predicted normals | target normals
     RUN/tb/                    TensorBoard events (when tensorboard is installed)
-    RUN/final.safetensors      the weights, with the recipe in their metadata
+    RUN/final.safetensors      the weights, with the recipe in their metadata (with
+                               ``ema_decay``: their moving average, :mod:`df2net.train.ema`)
+    RUN/final_raw.safetensors  with ``ema_decay`` only: the last step's own weights
 
 The stages and what each trains: :mod:`df2net.train.stages`. Chain stages with ``init``: the
 weights a previous stage exported.
@@ -47,6 +49,7 @@ from df2net.train.checkpoints import (
 )
 from df2net.train.config import CONFIG_FILE, TrainConfig
 from df2net.train.datasets import MixedBatchSampler, TrainingSet
+from df2net.train.ema import WeightAverage
 from df2net.train.hooks import Hook, LevelDrift, LossLog, PeriodicCheckpointer, ProgressBar, SampleSheets
 from df2net.train.losses import masked_mean, pair_loss, stage_loss, units_to_grid_pixels
 from df2net.train.schedule import warmup_cosine
@@ -61,6 +64,8 @@ from df2net.train.stages import (
 )
 
 FINAL_WEIGHTS = "final.safetensors"
+#: With ``ema_decay``: the last step's weights (``FINAL_WEIGHTS`` holds their average).
+RAW_WEIGHTS = "final_raw.safetensors"
 #: History entries that are not loss terms.
 _NOT_TERMS = ("step", "lr", "s_per_step")
 
@@ -126,6 +131,7 @@ class Trainer:
         torch.manual_seed(config.seed * 1000 + 1 + self.info.rank)
         if ckpt is not None:
             self._restore(ckpt)
+        self.ema = self._weight_average(ckpt)
         if self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.run_dir / CONFIG_FILE)
@@ -173,6 +179,17 @@ class Trainer:
         rngs = ckpt.get("rng", [])
         if self.info.rank < len(rngs):
             set_rng_state(rngs[self.info.rank], self.device)
+
+    def _weight_average(self, ckpt: dict[str, Any] | None) -> WeightAverage | None:
+        """The run's moving average of the weights (None without ``ema_decay``), restored if saved."""
+        if not self.config.ema_decay:
+            return None
+        ema = WeightAverage(self.model, self.config.ema_decay)
+        if ckpt is not None and "ema" in ckpt:
+            ema.load_state_dict(ckpt["ema"])
+        elif ckpt is not None:
+            self._warn(f"the checkpoint has no weight average: it starts at step {self.step}")
+        return ema
 
     def _tensorboard(self) -> Any:
         try:
@@ -289,6 +306,8 @@ class Trainer:
             if self.config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
         self.scheduler.step()
         self.step += 1
         values = {k: float(v.detach()) for k, v in terms.items()}
@@ -376,15 +395,37 @@ class Trainer:
                 "history": self.history,
                 "config": self.config.to_dict(),
             }
+            if self.ema is not None:
+                ckpt["ema"] = self.ema.state_dict()
             path = write_checkpoint(checkpoint_path(self.run_dir, self.step), ckpt)
             prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
         dist_utils.barrier(self.info)
         return path
 
     def export(self, path: str | Path | None = None) -> Path:
-        """Write the weights with their recipe (rank 0); every rank returns the path."""
+        """Write the weights with their recipe (rank 0); every rank returns the path.
+
+        With ``ema_decay`` the file holds the weights' moving average and the last step's own
+        weights go beside it (``RUN/final_raw.safetensors``, or ``path``'s stem + ``_raw``).
+        """
         dist_utils.broadcast_buffers(self.model, self.info)
         path = Path(path) if path else self.run_dir / FINAL_WEIGHTS
+        if self.ema is None:
+            self._export_to(path)
+        else:
+            raw_path = self.run_dir / RAW_WEIGHTS if path.name == FINAL_WEIGHTS else path.with_stem(path.stem + "_raw")
+            self._export_to(raw_path)
+            raw = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.ema.copy_to(self.model)
+            try:
+                self._export_to(path, {"ema_decay": self.config.ema_decay, "ema_updates": self.ema.updates})
+            finally:
+                self.model.load_state_dict(raw)
+        dist_utils.barrier(self.info)
+        return path
+
+    def _export_to(self, path: Path, averaged: dict[str, Any] | None = None) -> None:
+        """Save the model as it is now to ``path`` (rank 0), with the recipe and the run summary."""
         if self.info.is_main:
             recipe = {
                 "stage": self.stage,
@@ -395,6 +436,8 @@ class Trainer:
                 "final_losses": self.last_terms,
                 "previous": self.init_metadata.get("recipe"),
             }
+            if averaged:
+                recipe["weight_average"] = averaged
             extra = {"trained_stage": self.stage}
             if self.init_metadata.get("sha256"):
                 extra["init_sha256"] = self.init_metadata["sha256"]
@@ -406,8 +449,6 @@ class Trainer:
                 "final_losses": self.last_terms,
             }
             write_text_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        dist_utils.barrier(self.info)
-        return path
 
     def close(self) -> None:
         """Flush logs."""
@@ -428,4 +469,4 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         trainer.close()
 
 
-__all__ = ["FINAL_WEIGHTS", "Trainer", "train"]
+__all__ = ["FINAL_WEIGHTS", "RAW_WEIGHTS", "Trainer", "train"]
