@@ -224,6 +224,27 @@ def test_level_free_f_net_follows_d_nets_level_and_changes_nothing_else() -> Non
     assert ModelConfig.from_dict({k: v for k, v in asdict(cfg).items() if k != "fine_level_ref"}).fine_level_ref is None
 
 
+def test_flip_averaged_stages_mirror_with_their_input_and_keep_the_tensors() -> None:
+    # With both flags the dense and fine depths of a mirrored crop are the mirrored depths,
+    # exactly up to float rounding; the plain network is not mirror-equivariant.
+    cfg = replace(small_config(), name="tiny", dense_channels=4, input_size=256, dense_size=256, dense_flip_average=False)
+    torch.manual_seed(1)
+    plain = build_model(cfg).eval()
+    both = build_model(replace(cfg, dense_flip_average=True, fine_flip_average=True)).eval()
+    both.load_state_dict(plain.state_dict())  # the flags add no tensors
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        a, b = both.forward_stages(x), both.forward_stages(x.flip(-1))
+        p, q = plain.forward_stages(x), plain.forward_stages(x.flip(-1))
+        for stage in ("dense", "fine"):
+            assert torch.allclose(getattr(b, stage), getattr(a, stage).flip(-1), atol=1e-5), stage
+            assert not torch.allclose(getattr(q, stage), getattr(p, stage).flip(-1), atol=1e-3), stage
+        # fine_flip_average is the mean of F-Net on the pair and on the mirrored pair.
+        dense = a.dense
+        expected = 0.5 * (both.FNet(dense, x) + both.FNet(dense.flip(-1), x.flip(-1)).flip(-1))
+        assert torch.allclose(a.fine, expected, atol=1e-6)
+
+
 def test_depth_layers_stay_float32_under_bf16_autocast() -> None:
     # Training with amp runs the network under bf16 autocast; bf16 keeps 8 bits of a depth value
     # (steps of ~0.3 px), so the layers that read or write depth run in float32.

@@ -41,6 +41,8 @@ class ModelConfig:
         dense_flip_average: D-Net's depth is the mean of its depth of the input and the mirrored
             depth of the mirrored input (test-time flip averaging, built into the network: it
             halves D-Net's left/right errors for twice its small cost). Off in the released chain.
+        fine_flip_average: the same for F-Net at inference: the mean of its depth of (input, D's
+            depth) and the mirrored depth of the mirrored pair. Training F-Net runs it plainly.
         finer_base: what Fr-Net's detail is added to: ``"dense"`` (the released network) or
             ``"fine"``.
         finer_gain: the detail's gain: ``finer = base + finer_gain * FrNet(fine, x)``.
@@ -71,6 +73,7 @@ class ModelConfig:
     input_size: int = CROP_SIZE
     dense_size: int = CROP_SIZE
     dense_flip_average: bool = False
+    fine_flip_average: bool = False
     finer_base: FinerBase = "dense"
     finer_gain: float = 3.0
     depth_scale: float = 127.5

@@ -87,7 +87,7 @@ class DF2Net(DNet):
             if resized:
                 dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
             return DepthStages(dense=dense, fine=None, finer=None)
-        fine = self.FNet(dense, x_dense)
+        fine = self.fine_stage(dense, x_dense)
         if resized:
             dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
             fine = F.interpolate(fine, size=size, mode="bilinear", align_corners=False)
@@ -107,6 +107,14 @@ class DF2Net(DNet):
             return self.dense_depth(x)
         both = self.dense_depth(torch.cat([x, x.flip(-1)]))
         return 0.5 * (both[: x.shape[0]] + both[x.shape[0] :].flip(-1))
+
+    def fine_stage(self, dense: Tensor, x: Tensor) -> Tensor:
+        """F-Net's depth from D-Net's ``dense`` and the colour ``x`` at D-Net's side, flip-averaged when the config says so."""
+        if not self.config.fine_flip_average:
+            return self.FNet(dense, x)
+        n = x.shape[0]
+        both = self.FNet(torch.cat([dense, dense.flip(-1)]), torch.cat([x, x.flip(-1)]))
+        return 0.5 * (both[:n] + both[n:].flip(-1))
 
     def forward(self, x: Tensor) -> Tensor:
         """The final (finer) depth of ``x (B, 3, H, W)``: ``(B, 1, H, W)`` in network units."""
