@@ -413,3 +413,35 @@ def test_transplanted_weights_take_the_named_stages_and_keep_the_base_config(tmp
     save_weights(other, other.config, tmp_path / "other.safetensors")
     with pytest.raises(WeightsError, match="not the same network"):
         transplant_weights(tmp_path / "base.safetensors", tmp_path / "other.safetensors", ("fine",), tmp_path / "x.safetensors")
+
+
+def test_widened_d_net_computes_the_same_depth_and_its_new_channels_can_learn() -> None:
+    from df2net.model.widen import widen_dense
+
+    cfg = replace(small_config(), name="tiny", dense_channels=4, input_size=256, dense_size=256)
+    torch.manual_seed(2)
+    narrow = build_model(cfg)
+    for module in narrow.modules():  # trained-looking batch-norm statistics, so that copying them matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    wide = widen_dense(narrow, 8)
+    assert wide.config.dense_channels == 8 and wide.layer4.layer4conv.out_channels == 64
+    assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in narrow.parameters())
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    for training in (False, True):  # eval: running statistics; training: batch statistics
+        narrow.train(training)
+        wide.train(training)
+        for module in list(narrow.modules()) + list(wide.modules()):
+            if isinstance(module, torch.nn.Dropout2d):
+                module.p = 0.0
+        with torch.no_grad():
+            assert torch.allclose(wide.dense_depth(x), narrow.dense_depth(x), atol=1e-5), training
+            assert torch.equal(wide.FNet(narrow.dense_depth(x), x), narrow.FNet(narrow.dense_depth(x), x))
+    # The new channels reach the output through their zero outgoing weights' gradients.
+    wide.train()
+    wide.dense_depth(x).square().mean().backward()
+    grad = wide.dlayer1.dlayer1tconv.weight.grad  # (in, out, kh, kw): inputs [dlayer2's output, layer1's skip]
+    assert grad[4:8].abs().sum() > 0 and grad[12:16].abs().sum() > 0  # the new halves' channels
+    with pytest.raises(ValueError, match="even width"):
+        widen_dense(narrow, 3)

@@ -700,6 +700,16 @@ def test_model_overrides_apply_to_the_init_weights_own_config(data_dirs: tuple[P
     after = trainer.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("FrNet."))
 
+    # A wider D-Net is grown from the init's (model.widen): the same depth, more channels.
+    cfg = replace(cfg, out=str(tmp_path / "wide_d"), stage="dense", model_overrides={"dense_channels": config.dense_channels + 2})
+    with pytest.warns(UserWarning, match="D-Net widened"):
+        trainer = Trainer(cfg)
+    assert trainer.model_config.dense_channels == config.dense_channels + 2
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        narrow = load_weights(init).model.eval()
+        assert torch.allclose(trainer.model.eval().dense_depth(x), narrow.dense_depth(x), atol=1e-5)
+
 
 # --------------------------------------------------------------------------- albedo-only marks, in pairs
 

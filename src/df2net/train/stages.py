@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from df2net.model import MODEL_CONFIGS, DF2Net, ModelConfig, build_model, load_weights
 from df2net.model.df2net import stage_of
+from df2net.model.widen import widen_dense
 from df2net.train.config import TrainConfig
 
 __all__ = [
@@ -176,6 +177,13 @@ def initial_model(
         metadata = dict(loaded.metadata)
         if asked == loaded.config:
             return loaded.model, loaded.config, metadata
+        if asked.dense_channels > loaded.config.dense_channels:
+            # A wider D-Net: grown from the trained one, computing the same depth (model.widen).
+            wide = widen_dense(loaded.model, asked.dense_channels)
+            loaded = replace(loaded, model=wide, config=wide.config)
+            warn(f"D-Net widened to {asked.dense_channels} channels: the trained ones kept, the new ones start without effect")
+            if asked == loaded.config:
+                return loaded.model, loaded.config, metadata
         # Another network than the init's: carry over every tensor that still fits.
         model = build_model(asked)
         fresh = transplant(loaded.model.state_dict(), model)
