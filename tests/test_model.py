@@ -415,8 +415,8 @@ def test_transplanted_weights_take_the_named_stages_and_keep_the_base_config(tmp
         transplant_weights(tmp_path / "base.safetensors", tmp_path / "other.safetensors", ("fine",), tmp_path / "x.safetensors")
 
 
-def test_widened_d_net_computes_the_same_depth_and_its_new_channels_can_learn() -> None:
-    from df2net.model.widen import widen_dense
+def test_widened_d_net_computes_the_same_depth_and_its_new_channels_can_learn(tmp_path: Path) -> None:
+    from df2net.model.widen import widen_dense, widen_weights_file
 
     cfg = replace(small_config(), name="tiny", dense_channels=4, input_size=256, dense_size=256)
     torch.manual_seed(2)
@@ -445,3 +445,11 @@ def test_widened_d_net_computes_the_same_depth_and_its_new_channels_can_learn() 
     assert grad[4:8].abs().sum() > 0 and grad[12:16].abs().sum() > 0  # the new halves' channels
     with pytest.raises(ValueError, match="even width"):
         widen_dense(narrow, 3)
+    # As a file: the same network, recorded as widened, its gain calibration kept.
+    save_weights(narrow.eval(), cfg, tmp_path / "narrow.safetensors", extra={"gain_calibration": {"gain": 1.5}})
+    widen_weights_file(tmp_path / "narrow.safetensors", tmp_path / "wide.safetensors", 6)
+    loaded = load_weights(tmp_path / "wide.safetensors")
+    assert loaded.config.dense_channels == 6 and loaded.metadata["widened"]["dense_channels"] == [4, 6]
+    assert loaded.metadata["gain_calibration"] == {"gain": 1.5}
+    with torch.no_grad():
+        assert torch.allclose(loaded.model.dense_depth(x), narrow.dense_depth(x), atol=1e-5)

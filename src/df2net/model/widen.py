@@ -21,13 +21,15 @@ channels start learning on the first step.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from df2net.model.df2net import DF2Net, build_model, stage_of
 
-__all__ = ["widen_dense"]
+__all__ = ["widen_dense", "widen_weights_file"]
 
 
 def _concat_input(name: str) -> bool:
@@ -92,3 +94,19 @@ def widen_dense(model: DF2Net, channels: int) -> DF2Net:
     missing = wide.load_state_dict(rest, strict=False)
     assert not missing.unexpected_keys, missing.unexpected_keys
     return wide
+
+
+def widen_weights_file(source: str | Path, target: str | Path, channels: int) -> Path:
+    """Write ``source``'s weights with D-Net widened to ``channels`` (:func:`widen_dense`) to ``target``.
+
+    The file keeps the source's recipe and ``gain_calibration`` and records the widening
+    (``metadata["widened"]``), so that stages trained with a wider D-Net can be transplanted into it.
+    """
+    from df2net.model.weights import load_weights, save_weights
+
+    loaded = load_weights(source)
+    wide = widen_dense(loaded.model, channels)
+    extra: dict[str, Any] = {"widened": {"source": Path(source).name, "dense_channels": [loaded.config.dense_channels, channels]}}
+    if "gain_calibration" in loaded.metadata:
+        extra["gain_calibration"] = loaded.metadata["gain_calibration"]
+    return save_weights(wide.eval(), wide.config, target, recipe=loaded.metadata.get("recipe"), extra=extra)
