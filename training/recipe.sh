@@ -383,3 +383,39 @@ for set in synth_relief_eval:relief synth_eval:std; do
   $DF2NET evaluate data/${set%%:*} --weights runs/chain_relief_both.safetensors --no-baselines -o runs/eval_${set##*:}_relief_both --save-depth
 done
 $PY scripts/shipping_rule.py both2 relief_both --set relief:data/synth_relief_eval:guard --set std:data/synth_eval:guard
+
+# 20. A wider D-Net (2026-12-07). D-Net is width 14 (the paper's is 64) and scores the same on its
+#     own training renders as on held-out ones, and more steps at width 14 had stopped paying
+#     (steps 17-18). model.widen grows a trained D-Net to more channels computing the same depth
+#     (trained channels kept, new channels' outgoing weights zero), so the wider network starts
+#     where the narrow one stopped; 24 channels cost 1.25x a bf16 training step (oneDNN pads 14 to
+#     16 and 20 to 24 alike). D-Net widened 14 -> 24 from step 18's bf16 D (350 more steps, the
+#     stopped run runs/dense_both4), 75 minutes under bf16 with a moving average of the weights
+#     (ema_decay 0.999, exported as final.safetensors), then F-Net 25 minutes level-free
+#     (fine_level_ref -0.49) from step 17's F, step 13's relief network.
+$DF2NET train --train-config training/dense_both4.json --out runs/dense_both4   # stopped at step 350
+$PY -c "from df2net.train.checkpoints import load_checkpoint; from df2net.model import ModelConfig, build_model
+from df2net.model.weights import save_weights
+ck = load_checkpoint('runs/dense_both4/checkpoints/step_00000350.pt'); cfg = ModelConfig.from_dict(ck['model_config'])
+m = build_model(cfg); m.load_state_dict(ck['model']); save_weights(m, cfg, 'runs/dense_both4/step_350.safetensors')"
+$DF2NET train --train-config training/dense_wide1.json --out runs/dense_wide1
+$PY - <<'PY'
+from dataclasses import replace
+from df2net.model import load_weights
+from df2net.model.widen import widen_weights_file
+from df2net.model.weights import reconfigure_weights, transplant_weights
+widen_weights_file('runs/chain_both2.safetensors', 'runs/chain_both2_w24.safetensors', 24)
+w = load_weights('runs/chain_both2_w24.safetensors')
+reconfigure_weights('runs/chain_both2_w24.safetensors', 'runs/chain_both2_w24lf.safetensors', replace(w.config, fine_level_ref=-0.49))
+transplant_weights('runs/dense_wide1/final.safetensors', 'runs/chain_both2_w24.safetensors', ('fine',), 'runs/dense_wide1/init_fine.safetensors')
+transplant_weights('runs/chain_both2_w24lf.safetensors', 'runs/dense_wide1/final.safetensors', ('dense',), 'runs/chain_wide1d.safetensors')
+PY
+$DF2NET train --train-config training/fine_wide1.json --out runs/fine_wide1
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/chain_both2_w24lf.safetensors', 'runs/fine_wide1/final.safetensors', ('dense', 'fine'), 'runs/chain_wide1.safetensors')"
+for set in ict_eval:ict synth_eval:std synth_relief_eval:relief synth_eval_big:big; do
+  $DF2NET evaluate data/${set%%:*} --weights runs/chain_wide1.safetensors --no-baselines -o runs/eval_${set##*:}_wide1 --save-depth
+done
+$PY scripts/shipping_rule.py both2 wide1
+$DF2NET evaluate data/ict_eval --weights runs/chain_wide1d.safetensors --no-baselines -o runs/eval_ict_wide1d --save-depth
+$PY scripts/shipping_rule.py both2 wide1d --set ict:data/ict_eval:target
