@@ -413,6 +413,12 @@ def test_transplanted_weights_take_the_named_stages_and_keep_the_base_config(tmp
     save_weights(other, other.config, tmp_path / "other.safetensors")
     with pytest.raises(WeightsError, match="not the same network"):
         transplant_weights(tmp_path / "base.safetensors", tmp_path / "other.safetensors", ("fine",), tmp_path / "x.safetensors")
+    # Run under another config of the same tensors, the gain scan stays with the file.
+    from df2net.model.weights import reconfigure_weights
+
+    moved = load_weights(reconfigure_weights(tmp_path / "c.safetensors", tmp_path / "r.safetensors", replace(base.config, fine_level_ref=-0.49)))
+    assert moved.config.fine_level_ref == -0.49 and moved.metadata["gain_calibration"] == {"gain": 1.5}
+    assert all(torch.equal(v, so[k]) for k, v in moved.model.state_dict().items())
 
 
 def test_widened_d_net_computes_the_same_depth_and_its_new_channels_can_learn(tmp_path: Path) -> None:

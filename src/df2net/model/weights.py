@@ -421,7 +421,8 @@ def reconfigure_weights(source: str | Path, target: str | Path, config: ModelCon
     The stages train at the sizes that are cheap for them (D-Net and F-Net on 256² crops, with
     ``input_size = dense_size = 256``) and ship in the config they run in at inference (the
     "cpu" config: 512² input, D and F at 256²). The tensors are the same; only the sizes the
-    network is run at change. Raises :class:`WeightsError` if the shapes do not fit.
+    network is run at change. The relief network's gain scan (``gain_calibration``) is kept.
+    Raises :class:`WeightsError` if the shapes do not fit.
     """
     from df2net.model.df2net import build_model
 
@@ -429,7 +430,9 @@ def reconfigure_weights(source: str | Path, target: str | Path, config: ModelCon
     model = build_model(config)
     _load_strict(model, loaded.model.state_dict(), f"{source} -> config {model.config.name!r}")
     recipe = loaded.metadata.get("recipe")
-    extra = {"reconfigured_from": {"file": Path(source).name, "config": asdict(loaded.config)}}
+    extra: dict[str, Any] = {"reconfigured_from": {"file": Path(source).name, "config": asdict(loaded.config)}}
+    if "gain_calibration" in loaded.metadata:
+        extra["gain_calibration"] = loaded.metadata["gain_calibration"]
     return save_weights(model, model.config, target, recipe=recipe, extra=extra)
 
 
