@@ -391,8 +391,22 @@ $PY scripts/shipping_rule.py both2 relief_both --set relief:data/synth_relief_ev
 #     where the narrow one stopped; 24 channels cost 1.25x a bf16 training step (oneDNN pads 14 to
 #     16 and 20 to 24 alike). D-Net widened 14 -> 24 from step 18's bf16 D (350 more steps, the
 #     stopped run runs/dense_both4), 75 minutes under bf16 with a moving average of the weights
-#     (ema_decay 0.999, exported as final.safetensors), then F-Net 25 minutes level-free
-#     (fine_level_ref -0.49) from step 17's F, step 13's relief network.
+#     (ema_decay 0.999, exported as final.safetensors; 3,362 steps), then F-Net 25 minutes
+#     level-free (fine_level_ref -0.49) from step 17's F (620 steps), step 13's relief network.
+#     Against the shipped file (step 17), paired: ICT depth 5.86 -> 5.51 % [-0.48, -0.23], normals
+#     13.36 -> 12.91 degrees [-0.57, -0.33], tilt 5.24 -> 4.93; mouths 15.82 -> 12.60 % / 34.37 ->
+#     32.74 degrees, eyes 4.14 -> 3.77 % / 15.89 -> 15.41; the standard set 5.31 -> 5.19 % / 10.65
+#     -> 10.34, the relief set 5.27 -> 5.06 / 10.32 -> 9.87, the 200 Surrey renders 5.17 -> 5.06 /
+#     9.99 -> 9.64, all better beyond the noise. But relief r is worse beyond it on three sets
+#     (relief set 0.435 -> 0.420 [-0.025, -0.005], ICT 0.392 -> 0.380, 200 renders 0.429 ->
+#     0.420), false relief within the noise (41 -> 43 um): DO NOT SHIP by the rule. The wide D
+#     under the shipped F made level-free (chain_wide1d) loses relief r the same way (relief set
+#     0.419), so it is D-Net's new band that the relief network, trained on the old chain, reads
+#     worse. Relief gain 1.75 instead of 1.5 gives the relief r back (relief set 0.446, ICT 0.405)
+#     but false relief 41 -> 47 um [+2.8, +9.4]; the validation scan of step 13 (gains 1-2, false
+#     relief <= 45 um) on this chain finds ~7 um more false relief at every gain (1.5: 48.8 against
+#     41.8) and would choose 1.0. Next: the relief network retrained on this chain
+#     (training/relief_wide1.json, started at the end of the session), its gain scanned, the rule.
 $DF2NET train --train-config training/dense_both4.json --out runs/dense_both4   # stopped at step 350
 $PY -c "from df2net.train.checkpoints import load_checkpoint; from df2net.model import ModelConfig, build_model
 from df2net.model.weights import save_weights
@@ -419,3 +433,4 @@ done
 $PY scripts/shipping_rule.py both2 wide1
 $DF2NET evaluate data/ict_eval --weights runs/chain_wide1d.safetensors --no-baselines -o runs/eval_ict_wide1d --save-depth
 $PY scripts/shipping_rule.py both2 wide1d --set ict:data/ict_eval:target
+$DF2NET train-relief --train-config training/relief_wide1.json --out runs/relief_wide1
