@@ -415,6 +415,11 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def kept_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What a file made from another keeps of its metadata: the relief network's gain scan."""
+    return {k: metadata[k] for k in ("gain_calibration",) if k in metadata}
+
+
 def reconfigure_weights(source: str | Path, target: str | Path, config: ModelConfig | str) -> Path:
     """Copy a weights file under another config of the same parameter shapes.
 
@@ -430,9 +435,7 @@ def reconfigure_weights(source: str | Path, target: str | Path, config: ModelCon
     model = build_model(config)
     _load_strict(model, loaded.model.state_dict(), f"{source} -> config {model.config.name!r}")
     recipe = loaded.metadata.get("recipe")
-    extra: dict[str, Any] = {"reconfigured_from": {"file": Path(source).name, "config": asdict(loaded.config)}}
-    if "gain_calibration" in loaded.metadata:
-        extra["gain_calibration"] = loaded.metadata["gain_calibration"]
+    extra = {"reconfigured_from": {"file": Path(source).name, "config": asdict(loaded.config)}, **kept_metadata(loaded.metadata)}
     return save_weights(model, model.config, target, recipe=recipe, extra=extra)
 
 
@@ -483,10 +486,9 @@ def transplant_weights(base: str | Path, donor: str | Path, stages: Sequence[str
 
     a.model.load_state_dict({k: sb[k] if stage_of(k) in stages else v for k, v in sa.items()})
     extra: dict[str, Any] = {
-        "transplanted": {"base": Path(base).name, "donor": Path(donor).name, "stages": sorted(set(stages))}
+        "transplanted": {"base": Path(base).name, "donor": Path(donor).name, "stages": sorted(set(stages))},
+        **kept_metadata(a.metadata),
     }
-    if "gain_calibration" in a.metadata:
-        extra["gain_calibration"] = a.metadata["gain_calibration"]
     return save_weights(a.model, a.config, target, recipe=b.metadata.get("recipe"), extra=extra)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -86,13 +85,11 @@ def widen_dense(model: DF2Net, channels: int) -> DF2Net:
         return wide
     src_modules = dict(model.named_modules())
     for name, dst in wide.named_modules():
-        if not name or stage_of(name) != "dense" or name.startswith(("FNet", "FrNet")):
-            continue
-        if isinstance(dst, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d)):
+        if name and stage_of(name + ".") == "dense" and isinstance(dst, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d)):
             _widen_module(name, src_modules[name], dst)
-    rest = {k: v for k, v in model.state_dict().items() if stage_of(k) != "dense"}
-    missing = wide.load_state_dict(rest, strict=False)
-    assert not missing.unexpected_keys, missing.unexpected_keys
+    state = wide.state_dict()
+    state.update({k: v for k, v in model.state_dict().items() if stage_of(k) != "dense"})
+    wide.load_state_dict(state)
     return wide
 
 
@@ -102,11 +99,10 @@ def widen_weights_file(source: str | Path, target: str | Path, channels: int) ->
     The file keeps the source's recipe and ``gain_calibration`` and records the widening
     (``metadata["widened"]``), so that stages trained with a wider D-Net can be transplanted into it.
     """
-    from df2net.model.weights import load_weights, save_weights
+    from df2net.model.weights import kept_metadata, load_weights, save_weights
 
     loaded = load_weights(source)
     wide = widen_dense(loaded.model, channels)
-    extra: dict[str, Any] = {"widened": {"source": Path(source).name, "dense_channels": [loaded.config.dense_channels, channels]}}
-    if "gain_calibration" in loaded.metadata:
-        extra["gain_calibration"] = loaded.metadata["gain_calibration"]
+    widened = {"source": Path(source).name, "dense_channels": [loaded.config.dense_channels, channels]}
+    extra = {"widened": widened, **kept_metadata(loaded.metadata)}
     return save_weights(wide.eval(), wide.config, target, recipe=loaded.metadata.get("recipe"), extra=extra)
