@@ -80,9 +80,6 @@ def widen_dense(model: DF2Net, channels: int) -> DF2Net:
         raise ValueError(f"D-Net can widen from {old} to an even width >= {old}, not {channels}")
     wide = build_model(replace(model.config, dense_channels=channels))
     wide.train(model.training)
-    if channels == old:
-        wide.load_state_dict(model.state_dict())
-        return wide
     src_modules = dict(model.named_modules())
     for name, dst in wide.named_modules():
         if name and stage_of(name + ".") == "dense" and isinstance(dst, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d)):
