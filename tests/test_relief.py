@@ -281,6 +281,19 @@ def test_band_run_trains_and_its_gain_scan_ships_the_chosen_gain(tmp_path, rando
     shipped = load_model(out)
     assert shipped.config.relief_gain == report["chosen"] and shipped.model.FrNet.gain == report["chosen"]
 
+    # Bounded by a reference file on other renders: the run's own network at gain 1 is the
+    # reference, so the scan's gain-1 row scores exactly what the reference does and is allowed.
+    _fake_sample(tmp_path / "val2" / "000000", rng, marks=True)
+    scan_gain(tmp_path / "run", (0.5, 1.0, 2.0), max_false_um=float("inf"), val=[str(tmp_path / "val2")], reference=path)
+    report = json.loads((tmp_path / "run" / "gain_calibration.json").read_text())
+    ref, rows = report["reference"], {r["gain"]: r for r in report["rows"]}
+    assert report["val"] == [str(tmp_path / "val2")] and report["bound_on"] == "false_relief_um_mean"
+    assert report["max_false_um"] == ref["false_relief_um_mean"]
+    assert rows[1.0]["false_relief_um_mean"] == pytest.approx(ref["false_relief_um_mean"], rel=1e-6)
+    assert rows[report["chosen"]]["false_relief_um_mean"] <= report["max_false_um"]
+    with pytest.raises(ValueError, match="not a relief network"):
+        scan_gain(tmp_path / "run", (1.0,), max_false_um=float("inf"), reference=random_weights)
+
 
 def _paired_items(marked_hp: float) -> list:
     """A marked and an unmarked version of one fake 'band' image: the marks darken a square of

@@ -23,7 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
     p.add_argument("--train-config", metavar="JSON", help="a saved config.json (flags given override it)")
     p.add_argument("--init", metavar="W", help="weights whose D- and F-Net are kept (default: shipped)")
-    p.add_argument("--val", metavar="DIR", help="validation renders (with marks): relief r/slope and false relief while training")
+    p.add_argument(
+        "--val", metavar="DIR", help="validation renders (with marks): relief r/slope and false relief while training (and for --scan-gain; repeat for several)",
+        action="append", dest="val_dirs",
+    )
     p.add_argument("--mode", choices=("band", "gate", "shade"), help="what the relief network sees and does with F-Net's detail band (see df2net.model.relief)")
     p.add_argument("--init-relief", metavar="W", help="weights whose relief Fr-Net warm-starts this one (tensors that fit)")
     p.add_argument("--steps", type=int)
@@ -47,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and write RUN/final_calibrated.safetensors with the gain whose slope is nearest 1 within --max-false",
     )
     p.add_argument("--max-false", type=float, default=float("inf"), metavar="UM", help="false-relief bound for --scan-gain (µm)")
+    p.add_argument(
+        "--false-reference",
+        metavar="W",
+        help="with --scan-gain: bound the false relief by this weights file's (e.g. the shipped one) on the same renders (means)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
@@ -64,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
                 gains = tuple(float(g) for g in args.scan_gain.split(","))
             except ValueError:
                 raise ValueError(f"--scan-gain needs numbers separated by commas, got {args.scan_gain!r}") from None
-            path = scan_gain(run, gains, args.max_false)
+            path = scan_gain(run, gains, args.max_false, val=args.val_dirs, reference=args.false_reference)
         except (ValueError, FileNotFoundError, Df2netError) as exc:
             print(f"df2net: error: {exc}", file=sys.stderr)
             return 2
@@ -82,9 +90,13 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         overrides = {
             k: getattr(args, k)
-            for k in ("init", "val", "mode", "init_relief", "steps", "time_limit_min", "batch_size", "patch_size", "lr", "threads", "max_samples", "pair_weight")
+            for k in ("init", "mode", "init_relief", "steps", "time_limit_min", "batch_size", "patch_size", "lr", "threads", "max_samples", "pair_weight")
             if getattr(args, k) is not None
         }
+        if args.val_dirs:
+            if len(args.val_dirs) > 1:
+                raise ValueError("training takes one --val folder (several only for --scan-gain)")
+            overrides["val"] = args.val_dirs[0]
         if args.data and (args.train_config or args.resume):
             overrides["data"] = list(args.data)
         cfg = ReliefTrainConfig(**{**cfg.__dict__, **overrides, "out": str(run)})
