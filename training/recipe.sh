@@ -477,3 +477,28 @@ for set in synth_relief_eval:relief ict_eval:ict synth_eval:std synth_eval_big:b
   $DF2NET evaluate data/${set%%:*} --weights runs/chain_wide1s.safetensors --no-baselines -o runs/eval_${set##*:}_wide1s --save-depth
 done
 $PY scripts/shipping_rule.py both2 wide1s
+
+# 22. The shipped file (2026-12-07). Step 20's wide D settled 40 minutes in fp32 (1,108 steps, lr
+#     5e-5, ema_decay 0.99) with pair_band doubled to 1.0 (under bf16 that term reads rounding, and
+#     the wide D's false relief had risen 16 -> 20 um; settled: 14). With step 20's F and step 21's
+#     relief network, the gain bounded by the shipped file's false relief on the 146 validation
+#     renders: 1.45 (mean false 47.6 um against 47.9, r 0.500 against 0.476).
+#     scripts/shipping_rule.py both2 wide3: SHIP. ICT 5.86 -> 5.48 % [-0.51, -0.24], normals 13.36
+#     -> 12.94, relief r 0.392 -> 0.404 [+0.003, +0.021]; standard set 5.31 -> 5.18 / 10.65 ->
+#     10.35, relief r 0.424 -> 0.440; relief set 5.27 -> 5.09 / 10.32 -> 9.96, relief r 0.435 ->
+#     0.448, false relief 41 -> 40 um (noise); 200 renders 5.17 -> 5.12 (noise) / 9.99 -> 9.70,
+#     relief r 0.429 -> 0.450. Mouths 12.49 % (-41 % against b4114fe), eyes 3.87 %.
+$DF2NET train --train-config training/dense_wide1_settle.json --out runs/dense_wide1_settle
+mkdir -p runs/relief_wide1_settle && cp runs/relief_wide1/config.json runs/relief_wide1_settle/config.json
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/relief_wide1/final.safetensors', 'runs/dense_wide1_settle/final.safetensors', ('dense',), 'runs/relief_wide1_settle/final.safetensors')"
+$DF2NET train-relief --out runs/relief_wide1_settle --scan-gain 1.25,1.3,1.325,1.35,1.375,1.4,1.45 --val data/synth_relief_val \
+  --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
+cp runs/relief_wide1_settle/final_calibrated.safetensors runs/chain_wide3.safetensors
+for set in synth_relief_eval:relief ict_eval:ict synth_eval:std synth_eval_big:big; do
+  $DF2NET evaluate data/${set%%:*} --weights runs/chain_wide3.safetensors --no-baselines -o runs/eval_${set##*:}_wide3 --save-depth
+done
+$PY scripts/shipping_rule.py both2 wide3
+ship_chain wide3 both2 runs/eval_ict_shipped runs/eval_ict_both runs/eval_ict_both2 runs/eval_ict_wide3
+$PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
+  --weights runs/shipped_before_wide3.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
