@@ -276,6 +276,15 @@ $DF2NET train --train-config training/dense_region.json --out runs/dense_region 
 #     +0.06 [-0.04, +0.16] (within) and normals -0.10 degrees (better). Model card, first table.
 $DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 1000 \
   --texture-cache data/fits_demo/textures --workers 2
+# Evaluate runs/chain_NAME.safetensors on the four held-out sets (depths saved as
+# runs/eval_SET_NAME) and judge it with scripts/shipping_rule.py against BASE's evaluations.
+judge_chain() {
+  local base=$1 name=$2
+  for set in synth_eval_big:big ict_eval:ict synth_eval:std synth_relief_eval:relief; do
+    $DF2NET evaluate data/${set%%:*} --weights runs/chain_$name.safetensors --no-baselines -o runs/eval_${set##*:}_$name --save-depth
+  done
+  $PY scripts/shipping_rule.py $base $name
+}
 # One round on both worlds (steps 16-17): D-Net from training/dense_NAME.json, F-Net from
 # training/fine_NAME.json started from F_FROM's F-Net, chained with step 13's relief network,
 # evaluated on the four held-out sets and judged against BASE's evaluations.
@@ -288,10 +297,7 @@ transplant_weights('runs/dense_$name/final.safetensors', '$f_from', ('fine',), '
   $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_$name/final.safetensors', ('dense', 'fine'),
                    'runs/chain_$name.safetensors')"
-  for set in synth_eval_big:big ict_eval:ict synth_eval:std synth_relief_eval:relief; do
-    $DF2NET evaluate data/${set%%:*} --weights runs/chain_$name.safetensors --no-baselines -o runs/eval_${set##*:}_$name --save-depth
-  done
-  $PY scripts/shipping_rule.py $base $name
+  judge_chain $base $name
 }
 # Ship runs/chain_NAME.safetensors (the previous file kept as runs/shipped_before_NAME), then
 # its goldens, docs tables, the mouth/eye regions (the listed evaluations), tilt by yaw against
@@ -349,10 +355,7 @@ $DF2NET train --train-config training/dense_both3.json --out runs/dense_both3
 $DF2NET train --train-config training/dense_both3_settle.json --out runs/dense_both3_settle
 $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('runs/chain_both2.safetensors', 'runs/dense_both3_settle/final.safetensors', ('dense',), 'runs/chain_both3.safetensors')"
-for set in ict_eval:ict synth_eval:std synth_eval_big:big synth_relief_eval:relief; do
-  $DF2NET evaluate data/${set%%:*} --weights runs/chain_both3.safetensors --no-baselines -o runs/eval_${set##*:}_both3 --save-depth
-done
-$PY scripts/shipping_rule.py both2 both3
+judge_chain both2 both3
 $PY - <<'PY'
 from dataclasses import replace
 from df2net.model import load_weights
@@ -427,10 +430,7 @@ PY
 $DF2NET train --train-config training/fine_wide1.json --out runs/fine_wide1
 $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('runs/chain_both2_w24lf.safetensors', 'runs/fine_wide1/final.safetensors', ('dense', 'fine'), 'runs/chain_wide1.safetensors')"
-for set in ict_eval:ict synth_eval:std synth_relief_eval:relief synth_eval_big:big; do
-  $DF2NET evaluate data/${set%%:*} --weights runs/chain_wide1.safetensors --no-baselines -o runs/eval_${set##*:}_wide1 --save-depth
-done
-$PY scripts/shipping_rule.py both2 wide1
+judge_chain both2 wide1
 $DF2NET evaluate data/ict_eval --weights runs/chain_wide1d.safetensors --no-baselines -o runs/eval_ict_wide1d --save-depth
 $PY scripts/shipping_rule.py both2 wide1d --set ict:data/ict_eval:target
 $DF2NET train-relief --train-config training/relief_wide1.json --out runs/relief_wide1
@@ -441,10 +441,7 @@ $DF2NET train-relief --train-config training/relief_wide1.json --out runs/relief
 $DF2NET train-relief --out runs/relief_wide1 --scan-gain 1,1.25,1.5,1.75,2 --max-false 45
 $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('runs/relief_wide1/final_calibrated.safetensors', 'runs/chain_wide1.safetensors', ('dense', 'fine'), 'runs/chain_wide1r.safetensors')"
-for set in synth_relief_eval:relief ict_eval:ict synth_eval:std synth_eval_big:big; do
-  $DF2NET evaluate data/${set%%:*} --weights runs/chain_wide1r.safetensors --no-baselines -o runs/eval_${set##*:}_wide1r --save-depth
-done
-$PY scripts/shipping_rule.py both2 wide1r
+judge_chain both2 wide1r
 #     Judged (2026-12-07): depth and normals as step 20 (ICT 5.50 %, 12.90 degrees), false relief
 #     41 -> 35 um [-11.0, -1.3] better, but relief r worse on every set (relief 0.435 -> 0.371, ICT
 #     0.392 -> 0.329, standard 0.424 -> 0.359): DO NOT SHIP. Gain 1.0 was too low a gain for this
@@ -473,10 +470,7 @@ $DF2NET train-relief --out runs/relief_wide1 --scan-gain 1.25,1.3,1.325,1.35,1.3
   --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
 $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('runs/relief_wide1/final_calibrated.safetensors', 'runs/chain_wide1.safetensors', ('dense', 'fine'), 'runs/chain_wide1s.safetensors')"
-for set in synth_relief_eval:relief ict_eval:ict synth_eval:std synth_eval_big:big; do
-  $DF2NET evaluate data/${set%%:*} --weights runs/chain_wide1s.safetensors --no-baselines -o runs/eval_${set##*:}_wide1s --save-depth
-done
-$PY scripts/shipping_rule.py both2 wide1s
+judge_chain both2 wide1s
 
 # 22. The shipped file (2026-12-07). Step 20's wide D settled 40 minutes in fp32 (1,108 steps, lr
 #     5e-5, ema_decay 0.99) with pair_band doubled to 1.0 (under bf16 that term reads rounding, and
@@ -495,10 +489,7 @@ transplant_weights('runs/relief_wide1/final.safetensors', 'runs/dense_wide1_sett
 $DF2NET train-relief --out runs/relief_wide1_settle --scan-gain 1.25,1.3,1.325,1.35,1.375,1.4,1.45 --val data/synth_relief_val \
   --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
 cp runs/relief_wide1_settle/final_calibrated.safetensors runs/chain_wide3.safetensors
-for set in synth_relief_eval:relief ict_eval:ict synth_eval:std synth_eval_big:big; do
-  $DF2NET evaluate data/${set%%:*} --weights runs/chain_wide3.safetensors --no-baselines -o runs/eval_${set##*:}_wide3 --save-depth
-done
-$PY scripts/shipping_rule.py both2 wide3
+judge_chain both2 wide3
 ship_chain wide3 both2 runs/eval_ict_shipped runs/eval_ict_both runs/eval_ict_both2 runs/eval_ict_wide3
 $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
   --weights runs/shipped_before_wide3.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
