@@ -493,3 +493,10 @@ judge_chain both2 wide3
 ship_chain wide3 both2 runs/eval_ict_shipped runs/eval_ict_both runs/eval_ict_both2 runs/eval_ict_wide3
 $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
   --weights runs/shipped_before_wide3.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
+
+# 23. (Started at the end of the session of 2026-12-07, not judged yet.) F-Net continued 18 minutes
+#     on the settled D (step 20's F was trained on the unsettled one), lr 1e-4; then its chain
+#     (the shipped file with this F) goes to judge_chain wide3 NAME.
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/dense_wide1_settle/final.safetensors', 'runs/fine_wide1/final.safetensors', ('fine',), 'runs/dense_wide1_settle/init_fine.safetensors')"
+$DF2NET train --train-config training/fine_wide3.json --out runs/fine_wide3
