@@ -494,9 +494,15 @@ ship_chain wide3 both2 runs/eval_ict_shipped runs/eval_ict_both runs/eval_ict_bo
 $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
   --weights runs/shipped_before_wide3.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
 
-# 23. (Started at the end of the session of 2026-12-07, not judged yet.) F-Net continued 18 minutes
-#     on the settled D (step 20's F was trained on the unsettled one), lr 1e-4; then its chain
-#     (the shipped file with this F) goes to judge_chain wide3 NAME.
+# 23. (Tried, not shipped; 2026-12-07.) F-Net continued 18 minutes on the settled D (step 20's F
+#     was trained on the unsettled one), lr 1e-4, in the shipped file (runs/chain_wide4). Against
+#     the shipped file: depth and normals better by hundredths on every set (ICT 5.484 -> 5.473 %,
+#     12.94 -> 12.91 degrees), but relief r worse on every set (relief 0.448 -> 0.441, ICT 0.404
+#     -> 0.397, 200 renders 0.450 -> 0.444), false relief the same: DO NOT SHIP. (The relief
+#     network was trained on step 20's F; a new F wants its own relief network and gain scan.)
 $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('runs/dense_wide1_settle/final.safetensors', 'runs/fine_wide1/final.safetensors', ('fine',), 'runs/dense_wide1_settle/init_fine.safetensors')"
 $DF2NET train --train-config training/fine_wide3.json --out runs/fine_wide3
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('src/df2net/weights/df2net_cpu.safetensors', 'runs/fine_wide3/final.safetensors', ('fine',), 'runs/chain_wide4.safetensors')"
+judge_chain wide3 wide4
