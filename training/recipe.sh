@@ -519,7 +519,10 @@ judge_chain wide3 wide4
 #     improve beyond the noise). On 60 of the new renders it trained on the chain went 6.18 ->
 #     5.98 % (the shipped file 6.18, never having seen them): the steps learnt those faces, not
 #     faces in general. D-Net shift averaging at test time (5 shifts of 2 px beside the flip) did
-#     not move the held-out depth either (ICT 5.48 -> 5.49 %, normals 12.94 -> 12.88).
+#     not move the held-out depth either (ICT 5.48 -> 5.49 %, normals 12.94 -> 12.88), nor did a
+#     25-minute probe of D-Net widened 24 -> 32 under bf16 on the same data (950 steps, lr 1.5e-4,
+#     ema_decay 0.99; training/dense_wide4.json with dense_channels 32 and amp): ICT 5.49 %, the
+#     standard set 5.18 -> 5.29 %.
 $DF2NET make-data synthetic --face-model ict --out data/ict_new --seed 5000 --count 900 --plain-skin 0.5 \
   --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
 $DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 400 \
