@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The held-out sets that judge weights (scripts/shipping_rule.py) and the relief network's
-# validation renders, made again from their seeds on a fresh machine: the same renders as
-# training/recipe.sh makes (steps 7, 9, 10, 12, 21c), so the shipped file scores what its model
-# card says on them. About 12 minutes on 2 cores; make-data keeps what a folder already holds.
+# validation renders, made again from their seeds on a fresh machine (training/recipe.sh runs it
+# first; the shipped file scores on them what its model card says). About 12 minutes on 2 cores;
+# make-data keeps what a folder already holds.
 # Needs the train extra and ../shared/data. A render whose face no pose lets the detector find is
 # left out and named (make-data then exits 1; synth_relief_val2 holds 119 of its 120): the script
 # goes on to the next set.
