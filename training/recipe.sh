@@ -545,12 +545,13 @@ judge_chain wide3 wide5
 #     session; train-relief --resume continues it), its gain scanned, the float16 file judged.
 $DF2NET make-data synthetic --face-model sfm ../shared/data/df2net_demo --out data/synth_train --seed 100 --count 1100 \
   --texture-cache data/fits_demo/textures --workers 2
+$DF2NET train --train-config training/dense_wide32_probe.json --out runs/dense_wide32_probe   # step 24's probe
 $DF2NET train --train-config training/dense_wide32.json --out runs/dense_wide32
 $DF2NET train --train-config training/dense_wide32_settle.json --out runs/dense_wide32_settle
 $PY - <<'PY'
 from dataclasses import replace
 from df2net.model import load_weights
-from df2net.model.weights import reconfigure_weights, save_weights
+from df2net.model.weights import reconfigure_weights
 w = load_weights('runs/dense_wide32_settle/final.safetensors')
 reconfigure_weights('runs/dense_wide32_settle/final.safetensors', 'runs/chain_wide32.safetensors',
                     replace(w.config, input_size=512, depth_scale=255.0, depth_offset=255.0))
