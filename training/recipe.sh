@@ -296,7 +296,8 @@ transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_$nam
 }
 # Ship runs/chain_NAME.safetensors (the previous file kept as runs/shipped_before_NAME), then
 # its goldens, docs tables, the mouth/eye regions (the listed evaluations), tilt by yaw against
-# PREV's evaluations, and the sheets.
+# PREV's evaluations, and the sheets. SHIP_HALF=True stores it as float16 (from step 26 on: the
+# 32-wide D-Net's file is 55 MB in fp32).
 ship_chain() {
   local name=$1 prev=$2; shift 2
   cp src/df2net/weights/df2net_cpu.safetensors runs/shipped_before_$name.safetensors
@@ -305,7 +306,7 @@ from df2net.model import load_weights
 from df2net.model.weights import save_weights
 new = load_weights('runs/chain_$name.safetensors')
 save_weights(new.model, new.config, 'src/df2net/weights/df2net_cpu.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': new.metadata['gain_calibration']})
+             extra={'gain_calibration': new.metadata['gain_calibration']}, half=${SHIP_HALF:-False})
 PY
   $PY scripts/make_golden.py
   $DF2NET evaluate data/synth_eval -o docs/evaluation
