@@ -526,7 +526,7 @@ $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('src/df2net/weights/df2net_cpu.safetensors', 'runs/dense_wide4/final.safetensors', ('dense',), 'runs/chain_wide5.safetensors')"
 judge_chain wide3 wide5
 
-# 25. (Tried, not shipped yet; 2026-12-07, tenth session.) D-Net grown 24 -> 32 channels and trained
+# 25. (Tried, not shipped by itself; 2026-12-07, tenth session; step 26 shipped it.) D-Net grown 24 -> 32 channels and trained
 #     as long as step 20's widening: step 24's 25-minute bf16 probe (runs/dense_wide32_probe), 50
 #     more minutes under bf16 (1,917 steps, lr 1.5e-4, ema_decay 0.999; training/dense_wide32.json)
 #     and a 35-minute fp32 settle (lr 5e-5, ema_decay 0.99, pair_band 1.0;
@@ -571,3 +571,31 @@ save_weights(new.model, new.config, 'runs/chain_wide32h.safetensors', recipe=new
 PY
 judge_chain wide3 wide32h
 $DF2NET train-relief --train-config training/relief_wide32.json --out runs/relief_wide32
+
+# 26. (Shipped; 2026-12-07, eleventh session.) The relief network retrained on step 25's chain
+#     (training/relief_wide32.json, resumed from its checkpoint: 4,500 steps in the 40-minute
+#     limit), its gain scanned against the shipped file's false relief (1.5: 47.0 um against the
+#     bound 47.6, relief r 0.501 against 0.500), stored as float16 (runs/chain_wide32r). Against
+#     step 22's file (scripts/shipping_rule.py wide3 wide32r: SHIP): ICT 5.484 -> 5.406 %
+#     [-0.30, +0.14], normals 12.94 -> 12.61 (better), relief r 0.404 -> 0.403 (noise); standard
+#     set normals 10.35 -> 10.04 and relief r 0.440 -> 0.449 (better); 200 renders 5.12 -> 4.93 %
+#     and 9.70 -> 9.44 degrees (better); relief set normals 9.96 -> 9.54, relief r 0.448 -> 0.459
+#     (better), false relief 40.3 -> 40.4 um (noise). Mouths 10.73 %, closed eyes 3.28 %, the
+#     demo photos' open mouths +13.1 mm. Shipped with ship_chain's SHIP_HALF=True.
+$DF2NET train-relief --train-config training/relief_wide32.json --out runs/relief_wide32 --resume
+$DF2NET train-relief --out runs/relief_wide32 --scan-gain 1.3,1.35,1.4,1.45,1.5,1.55,1.6 --val data/synth_relief_val \
+  --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
+$PY - <<'PY'
+from df2net.model import load_weights
+from df2net.model.weights import save_weights
+new = load_weights('runs/relief_wide32/final_calibrated.safetensors')
+save_weights(new.model, new.config, 'runs/chain_wide32r.safetensors', recipe=new.metadata.get('recipe'),
+             extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
+PY
+judge_chain wide3 wide32r
+for d in evaluation evaluation_ict evaluation_relief evaluation_demo_fits; do
+  cp docs/$d/table.txt docs/$d/table_previous_weights_27c1f587.txt
+done
+SHIP_HALF=True ship_chain wide32r wide3 runs/eval_ict_shipped runs/eval_ict_both2 runs/eval_ict_wide3 runs/eval_ict_wide32r
+$PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
+  --weights runs/shipped_before_wide32r.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
