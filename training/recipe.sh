@@ -599,3 +599,26 @@ done
 SHIP_HALF=True ship_chain wide32r wide3 runs/eval_ict_shipped runs/eval_ict_both2 runs/eval_ict_wide3 runs/eval_ict_wide32r
 $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
   --weights runs/shipped_before_wide32r.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
+
+# 27. (Under way; 2026-12-07, eleventh session.) F-Net continued 25 minutes on the shipped 32-wide
+#     D (training/fine_wide32.json: step 23's run on step 25's D, ICT renders of seed 5000), judged
+#     first with the shipped relief network (runs/chain_wide32f), then its own relief network
+#     (training/relief_wide32f.json, warm-started from the shipped one) and gain scan
+#     (runs/chain_wide32fr), judged against the shipped file (wide32r).
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/dense_wide32_settle/final.safetensors', 'src/df2net/weights/df2net_cpu.safetensors', ('fine',), 'runs/dense_wide32_settle/init_fine.safetensors')"
+$DF2NET train --train-config training/fine_wide32.json --out runs/fine_wide32
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('src/df2net/weights/df2net_cpu.safetensors', 'runs/fine_wide32/final.safetensors', ('fine',), 'runs/chain_wide32f.safetensors')"
+judge_chain wide32r wide32f
+$DF2NET train-relief --train-config training/relief_wide32f.json --out runs/relief_wide32f
+$DF2NET train-relief --out runs/relief_wide32f --scan-gain 1.35,1.4,1.45,1.5,1.55,1.6,1.65 --val data/synth_relief_val \
+  --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
+$PY - <<'PY'
+from df2net.model import load_weights
+from df2net.model.weights import save_weights
+new = load_weights('runs/relief_wide32f/final_calibrated.safetensors')
+save_weights(new.model, new.config, 'runs/chain_wide32fr.safetensors', recipe=new.metadata.get('recipe'),
+             extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
+PY
+judge_chain wide32r wide32fr
