@@ -12,7 +12,7 @@ however many photos there are:
 - writing: each face's files as soon as the network is done with it, and after a photo's last
   face its record (:class:`~df2net.batch.records.PhotoWriter`).
 
-The steps overlap where they run outside Python's GIL: ONNX Runtime, dlib's HOG scan, zlib,
+The steps overlap where they run outside Python's GIL: ONNX Runtime, dlib's HOG scan, the PNG deflate,
 most of numpy. Photos finish in their order; the results table, resuming and the messages are
 those of one photo after another.
 """
