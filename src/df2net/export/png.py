@@ -1,4 +1,4 @@
-"""PNG encoding with numpy and zlib: every picture df2net writes (8-bit RGB and grey, 16-bit grey).
+"""PNG encoding with numpy and deflate: every picture df2net writes (8-bit RGB and grey, 16-bit grey).
 
 Each row gets PNG's "Up" filter (the difference to the row above, one vectorised subtraction)
 and the whole is deflated at :data:`PNG_COMPRESS_LEVEL` by ISA-L (the ``isal`` package, a
