@@ -600,7 +600,7 @@ SHIP_HALF=True ship_chain wide32r wide3 runs/eval_ict_shipped runs/eval_ict_both
 $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
   --weights runs/shipped_before_wide32r.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
 
-# 27. (Under way; 2026-12-07, eleventh session.) F-Net continued 25 minutes on the shipped 32-wide
+# 27. (Tried, not shipped yet; 2026-12-07, eleventh session.) F-Net continued 25 minutes on the shipped 32-wide
 #     D (training/fine_wide32.json: step 23's run on step 25's D, ICT renders of seed 5000), judged
 #     first with the shipped relief network (runs/chain_wide32f), then its own relief network
 #     (training/relief_wide32f.json, warm-started from the shipped one) and gain scan
@@ -622,3 +622,8 @@ save_weights(new.model, new.config, 'runs/chain_wide32fr.safetensors', recipe=ne
              extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
 PY
 judge_chain wide32r wide32fr
+#     Results: with the shipped relief network, depth and normals better by hundredths on every
+#     set (ICT 5.406 -> 5.392 %), relief r lower on every set: DO NOT SHIP. With its own relief
+#     network (4,135 steps in 30 minutes) the scan chose gain 1.4 (46.3 um against the bound 47.0):
+#     depth and normals better again, false relief 40.4 -> 38.5 um (better), relief r lower on
+#     three sets (ICT 0.403 -> 0.396): DO NOT SHIP. Next: the copy at gain 1.45.
