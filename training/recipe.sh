@@ -280,6 +280,18 @@ judge_chain() {
   done
   $PY scripts/shipping_rule.py $base $name
 }
+# The float16 copy of RUN/final_calibrated.safetensors (a relief run after its gain scan) as
+# runs/chain_NAME.safetensors, with its gain scan in the metadata.
+half_chain() {
+  local run=$1 name=$2
+  $PY - <<PY
+from df2net.model import load_weights
+from df2net.model.weights import save_weights
+new = load_weights('$run/final_calibrated.safetensors')
+save_weights(new.model, new.config, 'runs/chain_$name.safetensors', recipe=new.metadata.get('recipe'),
+             extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
+PY
+}
 # One round on both worlds (steps 16-17): D-Net from training/dense_NAME.json, F-Net from
 # training/fine_NAME.json started from F_FROM's F-Net, chained with step 13's relief network,
 # evaluated on the four held-out sets and judged against BASE's evaluations.
@@ -294,12 +306,18 @@ transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_$nam
                    'runs/chain_$name.safetensors')"
   judge_chain $base $name
 }
-# Ship runs/chain_NAME.safetensors (the previous file kept as runs/shipped_before_NAME), then
+# Ship runs/chain_NAME.safetensors (the previous file kept as runs/shipped_before_NAME, its docs
+# tables as table_previous_weights_SHA8.txt), then
 # its goldens, docs tables, the mouth/eye regions (the listed evaluations), tilt by yaw against
 # PREV's evaluations, and the sheets. SHIP_HALF=True stores it as float16 (from step 26 on: the
 # 32-wide D-Net's file is 55 MB in fp32).
 ship_chain() {
   local name=$1 prev=$2; shift 2
+  local old
+  old=$($PY -c "from df2net.model import load_weights; print(load_weights('src/df2net/weights/df2net_cpu.safetensors').metadata['sha256'][:8])")
+  for d in evaluation evaluation_ict evaluation_relief evaluation_demo_fits; do
+    cp docs/$d/table.txt docs/$d/table_previous_weights_$old.txt
+  done
   cp src/df2net/weights/df2net_cpu.safetensors runs/shipped_before_$name.safetensors
   $PY - <<PY
 from df2net.model import load_weights
@@ -562,13 +580,7 @@ mkdir -p runs/relief_wide32s && cp training/relief_wide1.json runs/relief_wide32
 cp runs/chain_wide32.safetensors runs/relief_wide32s/final.safetensors
 $DF2NET train-relief --out runs/relief_wide32s --scan-gain 1.3,1.35,1.4,1.45,1.5,1.55,1.6 --val data/synth_relief_val \
   --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
-$PY - <<'PY'
-from df2net.model import load_weights
-from df2net.model.weights import save_weights
-new = load_weights('runs/relief_wide32s/final_calibrated.safetensors')
-save_weights(new.model, new.config, 'runs/chain_wide32h.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
-PY
+half_chain runs/relief_wide32s wide32h
 judge_chain wide3 wide32h
 $DF2NET train-relief --train-config training/relief_wide32.json --out runs/relief_wide32
 
@@ -585,17 +597,8 @@ $DF2NET train-relief --train-config training/relief_wide32.json --out runs/relie
 $DF2NET train-relief --train-config training/relief_wide32.json --out runs/relief_wide32 --resume
 $DF2NET train-relief --out runs/relief_wide32 --scan-gain 1.3,1.35,1.4,1.45,1.5,1.55,1.6 --val data/synth_relief_val \
   --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
-$PY - <<'PY'
-from df2net.model import load_weights
-from df2net.model.weights import save_weights
-new = load_weights('runs/relief_wide32/final_calibrated.safetensors')
-save_weights(new.model, new.config, 'runs/chain_wide32r.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
-PY
+half_chain runs/relief_wide32 wide32r
 judge_chain wide3 wide32r
-for d in evaluation evaluation_ict evaluation_relief evaluation_demo_fits; do
-  cp docs/$d/table.txt docs/$d/table_previous_weights_27c1f587.txt
-done
 SHIP_HALF=True ship_chain wide32r wide3 runs/eval_ict_shipped runs/eval_ict_both2 runs/eval_ict_wide3 runs/eval_ict_wide32r
 $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
   --weights runs/shipped_before_wide32r.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
@@ -614,13 +617,7 @@ judge_chain wide32r wide32f
 $DF2NET train-relief --train-config training/relief_wide32f.json --out runs/relief_wide32f
 $DF2NET train-relief --out runs/relief_wide32f --scan-gain 1.35,1.4,1.45,1.5,1.55,1.6,1.65 --val data/synth_relief_val \
   --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
-$PY - <<'PY'
-from df2net.model import load_weights
-from df2net.model.weights import save_weights
-new = load_weights('runs/relief_wide32f/final_calibrated.safetensors')
-save_weights(new.model, new.config, 'runs/chain_wide32fr.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
-PY
+half_chain runs/relief_wide32f wide32fr
 judge_chain wide32r wide32fr
 #     Results: with the shipped relief network, depth and normals better by hundredths on every
 #     set (ICT 5.406 -> 5.392 %), relief r lower on every set: DO NOT SHIP. With its own relief
