@@ -288,9 +288,10 @@ def run_path(backend, config, detector, photo: Path, out_dir: Path) -> tuple[dic
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         writer_times: dict[str, float] = {}
+        writing = outputs._Writing(face)  # as save_face does: what several writers share, made once
         for step, key in _WRITER_OF.items():
-            t[step] += _clock(lambda k=key: outputs._WRITERS[k](face, folder, writer_times))
-        t["write metadata"] += _clock(lambda: outputs._write_metadata(face, folder, writer_times))
+            t[step] += _clock(lambda k=key: outputs._WRITERS[k](writing, folder, writer_times))
+        t["write metadata"] += _clock(lambda: outputs._write_metadata(writing, folder, writer_times))
     t["total"] = sum(t[s] for s in PATH_STEPS)
     return t, len(crops)
 

@@ -1148,3 +1148,12 @@ def test_a_run_with_ema_exports_the_average_and_the_raw_weights_and_resumes_the_
     resumed = torch.load(part / "checkpoints" / "step_00000006.pt", weights_only=True)["ema"]["state"]
     for k in trained:
         assert torch.equal(resumed[k], last["ema"]["state"][k]), k
+
+
+def test_scores_in_micrometres_get_the_micrometre_axis() -> None:
+    """A relief run logs ``false_relief_um`` and ``false_relief_um_mean`` (tens of µm) beside
+    correlations under 1: both µm scores go on the right axis, or they squash the rest to a line."""
+    from df2net.train.plots import in_micrometres
+
+    assert in_micrometres("false_relief_um") and in_micrometres("false_relief_um_mean")
+    assert not any(in_micrometres(k) for k in ("relief_r", "relief_r_mean", "relief_slope", "umbra", "sum", "loss"))

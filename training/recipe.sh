@@ -603,7 +603,7 @@ SHIP_HALF=True ship_chain wide32r wide3 runs/eval_ict_shipped runs/eval_ict_both
 $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
   --weights runs/shipped_before_wide32r.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
 
-# 27. (Tried, not shipped yet; 2026-12-07, eleventh session.) F-Net continued 25 minutes on the shipped 32-wide
+# 27. (Shipped; 2026-12-07, eleventh session, shipped in the twelfth as runs/chain_wide32fg.) F-Net continued 25 minutes on the shipped 32-wide
 #     D (training/fine_wide32.json: step 23's run on step 25's D, ICT renders of seed 5000), judged
 #     first with the shipped relief network (runs/chain_wide32f), then its own relief network
 #     (training/relief_wide32f.json, warm-started from the shipped one) and gain scan
@@ -628,7 +628,8 @@ judge_chain wide32r wide32fr
 #     runs/chain_wide32fg, float16) against the shipped file: SHIP (ICT 5.406 -> 5.392 %
 #     [-0.020, -0.008], normals 12.61 -> 12.57; every set better in depth and normals; relief r
 #     within the noise on three sets and better on the 200 renders, 0.449 -> 0.453; false relief
-#     40.4 -> 39.4 um, noise). Not shipped yet only for lack of session time: next session ships it.
+#     40.4 -> 39.4 um, noise). Shipped in the twelfth session (tensor sha256 83066eab...; the
+#     demo photos' open mouths +13.4 mm).
 $PY - <<'PY'
 from dataclasses import replace
 from df2net.model import load_weights, build_model
@@ -640,3 +641,6 @@ cal = dict(w.metadata['gain_calibration']); cal['chosen_override'] = 1.45
 save_weights(m, cfg, 'runs/chain_wide32fg.safetensors', recipe=w.metadata.get('recipe'), extra={'gain_calibration': cal}, half=True)
 PY
 judge_chain wide32r wide32fg
+SHIP_HALF=True ship_chain wide32fg wide32r runs/eval_ict_shipped runs/eval_ict_wide32r runs/eval_ict_wide32fg
+$PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
+  --weights runs/shipped_before_wide32fg.safetensors --weights src/df2net/weights/df2net_cpu.safetensors

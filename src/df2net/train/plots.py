@@ -7,11 +7,17 @@ from pathlib import Path
 
 from df2net.io import write_bytes_atomic
 
-__all__ = ["plot_history"]
+__all__ = ["in_micrometres", "plot_history"]
 
 
 #: History entries that are bookkeeping, not curves.
 _NOT_PLOTTED = ("step", "lr", "s_per_step", "time_min", "level")
+
+
+def in_micrometres(key: str) -> bool:
+    """Whether a logged score is in micrometres: its name has a ``_um`` part (``false_relief_um``,
+    ``false_relief_um_mean``), so it gets the µm axis instead of squashing the unitless scores."""
+    return "um" in key.split("_")[1:]
 
 
 def plot_history(history: list[dict[str, float]], path: str | Path, title: str = "") -> bool:
@@ -19,7 +25,8 @@ def plot_history(history: list[dict[str, float]], path: str | Path, title: str =
 
     The terms every entry logs (the losses) go on a log scale against the step; the terms only
     some entries hold (validation scores, logged every few intervals) go in a second panel
-    below, as points joined by lines, those in micrometres (``*_um``) on their own right axis.
+    below, as points joined by lines, those in micrometres (:func:`in_micrometres`) on their own
+    right axis.
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -48,10 +55,10 @@ def plot_history(history: list[dict[str, float]], path: str | Path, title: str =
         ax.legend(loc="upper right", fontsize=8)
     if later:
         val = fig.add_subplot(2, 1, 2, sharex=ax)
-        um = val.twinx() if any(k.endswith("_um") for k in later) else None
+        um = val.twinx() if any(in_micrometres(k) for k in later) else None
         for i, key in enumerate(later):
             pts = [(h["step"], h[key]) for h in history if key in h]
-            target = um if (um is not None and key.endswith("_um")) else val
+            target = um if (um is not None and in_micrometres(key)) else val
             target.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, color=f"C{i}", label=key)
         val.set_xlabel("step")
         val.set_ylabel("validation")
