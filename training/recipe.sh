@@ -644,3 +644,23 @@ judge_chain wide32r wide32fg
 SHIP_HALF=True ship_chain wide32fg wide32r runs/eval_ict_shipped runs/eval_ict_wide32r runs/eval_ict_wide32fg
 $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
   --weights runs/shipped_before_wide32fg.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
+
+# 28. (Running; 2026-12-07, twelfth session.) The shipped 32-wide D-Net continued on 1,200 more ICT
+#     renders (seed 6000, the flags of step 24's set): step 24 found D learning its 900 training
+#     faces rather than faces in general, so this step doubles the ICT faces it sees instead of
+#     its steps. bf16 45 minutes (lr 1e-4, ema_decay 0.999; training/dense_wide32n.json), then an
+#     fp32 settle of 30 minutes (lr 5e-5, ema_decay 0.99; training/dense_wide32n_settle.json);
+#     chained with the shipped F and relief network (runs/chain_wide32n, float16) and judged.
+$DF2NET make-data synthetic --face-model ict --out data/ict_new2 --seed 6000 --count 1200 --plain-skin 0.5 \
+  --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
+$DF2NET train --train-config training/dense_wide32n.json --out runs/dense_wide32n
+$DF2NET train --train-config training/dense_wide32n_settle.json --out runs/dense_wide32n_settle
+$PY - <<'PY'
+from df2net.model import load_weights
+from df2net.model.weights import save_weights, transplant_weights
+transplant_weights('runs/chain_wide32fg.safetensors', 'runs/dense_wide32n_settle/final.safetensors', ('dense',), 'runs/chain_wide32n_fp32.safetensors')
+new = load_weights('runs/chain_wide32n_fp32.safetensors')
+save_weights(new.model, new.config, 'runs/chain_wide32n.safetensors', recipe=new.metadata.get('recipe'),
+             extra={k: new.metadata[k] for k in ('gain_calibration', 'transplanted') if k in new.metadata}, half=True)
+PY
+judge_chain wide32fg wide32n
