@@ -309,7 +309,8 @@ transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_$nam
 # Ship runs/chain_NAME.safetensors (the previous file kept as runs/shipped_before_NAME, its docs
 # tables as table_previous_weights_SHA8.txt), then
 # its goldens, docs tables, the mouth/eye regions (the listed evaluations), tilt by yaw against
-# PREV's evaluations, and the sheets. SHIP_HALF=True stores it as float16 (from step 26 on: the
+# PREV's evaluations, the sheets, and the demo photos' open mouths (b4114fe's file, the previous
+# file and the new one). SHIP_HALF=True stores it as float16 (from step 26 on: the
 # 32-wide D-Net's file is 55 MB in fp32).
 ship_chain() {
   local name=$1 prev=$2; shift 2
@@ -337,6 +338,8 @@ PY
   $PY scripts/expressions_sheet.py docs/expressions.png ../shared/data/df2net_demo/{22,19,4,1}.png \
     --before runs/shipped_c66e76e8.safetensors --after src/df2net/weights/df2net_cpu.safetensors
   $PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
+  $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
+    --weights runs/shipped_before_$name.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
 }
 both_worlds_round both runs/fine_mix2/final.safetensors mix2_a05
 ship_chain both mix2_a05 runs/eval_ict_shipped runs/eval_ict_mix2_a05 runs/eval_ict_region runs/eval_ict_both
@@ -503,8 +506,6 @@ $DF2NET train-relief --out runs/relief_wide1_settle --scan-gain 1.25,1.3,1.325,1
 cp runs/relief_wide1_settle/final_calibrated.safetensors runs/chain_wide3.safetensors
 judge_chain both2 wide3
 ship_chain wide3 both2 runs/eval_ict_shipped runs/eval_ict_both runs/eval_ict_both2 runs/eval_ict_wide3
-$PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
-  --weights runs/shipped_before_wide3.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
 
 # 23. (Tried, not shipped; 2026-12-07.) F-Net continued 18 minutes on the settled D (step 20's F
 #     was trained on the unsettled one), lr 1e-4, in the shipped file (runs/chain_wide4). Against
@@ -600,8 +601,6 @@ $DF2NET train-relief --out runs/relief_wide32 --scan-gain 1.3,1.35,1.4,1.45,1.5,
 half_chain runs/relief_wide32 wide32r
 judge_chain wide3 wide32r
 SHIP_HALF=True ship_chain wide32r wide3 runs/eval_ict_shipped runs/eval_ict_both2 runs/eval_ict_wide3 runs/eval_ict_wide32r
-$PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
-  --weights runs/shipped_before_wide32r.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
 
 # 27. (Shipped; 2026-12-07, eleventh session, shipped in the twelfth as runs/chain_wide32fg.) F-Net continued 25 minutes on the shipped 32-wide
 #     D (training/fine_wide32.json: step 23's run on step 25's D, ICT renders of seed 5000), judged
@@ -642,8 +641,6 @@ save_weights(m, cfg, 'runs/chain_wide32fg.safetensors', recipe=w.metadata.get('r
 PY
 judge_chain wide32r wide32fg
 SHIP_HALF=True ship_chain wide32fg wide32r runs/eval_ict_shipped runs/eval_ict_wide32r runs/eval_ict_wide32fg
-$PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
-  --weights runs/shipped_before_wide32fg.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
 
 # 28. (Running; 2026-12-07, twelfth session.) The shipped 32-wide D-Net continued on 1,200 more ICT
 #     renders (seed 6000, the flags of step 24's set): step 24 found D learning its 900 training
