@@ -642,12 +642,18 @@ PY
 judge_chain wide32r wide32fg
 SHIP_HALF=True ship_chain wide32fg wide32r runs/eval_ict_shipped runs/eval_ict_wide32r runs/eval_ict_wide32fg
 
-# 28. (Running; 2026-12-07, twelfth session.) The shipped 32-wide D-Net continued on 1,200 more ICT
+# 28. (Shipped; 2026-12-07, twelfth session.) The shipped 32-wide D-Net continued on 1,200 more ICT
 #     renders (seed 6000, the flags of step 24's set): step 24 found D learning its 900 training
 #     faces rather than faces in general, so this step doubles the ICT faces it sees instead of
 #     its steps. bf16 45 minutes (lr 1e-4, ema_decay 0.999; training/dense_wide32n.json), then an
 #     fp32 settle of 30 minutes (lr 5e-5, ema_decay 0.99; training/dense_wide32n_settle.json);
 #     chained with the shipped F and relief network (runs/chain_wide32n, float16) and judged.
+#     Against step 27's file (scripts/shipping_rule.py wide32fg wide32n: SHIP): ICT 5.392 -> 5.162 %
+#     [-0.385, -0.075] (-28.3 % against b4114fe), normals 12.57 -> 12.23, tilt 4.89 -> 4.52
+#     degrees; standard set 5.05 -> 4.90 % / 10.00 -> 9.71; 200 renders 4.92 -> 4.81 % / 9.42 ->
+#     9.20, relief r 0.453 -> 0.457; relief set within the noise everywhere (false relief 39.4 um);
+#     mouths 10.60 -> 9.61 %, closed eyes 3.28 -> 3.09 %; the demo photos' open mouths +14.1 mm.
+#     Doubling the faces paid where doubling the steps (step 24) had not. Tensor sha256 2a82abfd...
 $DF2NET make-data synthetic --face-model ict --out data/ict_new2 --seed 6000 --count 1200 --plain-skin 0.5 \
   --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
 $DF2NET train --train-config training/dense_wide32n.json --out runs/dense_wide32n
@@ -661,3 +667,18 @@ save_weights(new.model, new.config, 'runs/chain_wide32n.safetensors', recipe=new
              extra={k: new.metadata[k] for k in ('gain_calibration', 'transplanted') if k in new.metadata}, half=True)
 PY
 judge_chain wide32fg wide32n
+SHIP_HALF=True ship_chain wide32n wide32fg runs/eval_ict_shipped runs/eval_ict_wide32fg runs/eval_ict_wide32n
+# 29. (Running at the end of the twelfth session.) F-Net continued 25 minutes on step 28's D
+#     (training/fine_wide32n.json), then the relief network retrained on that chain
+#     (training/relief_wide32n.json, 30-minute limit, checkpoints every 100 steps; resume with
+#     --resume), its gain scanned against the shipped file's false relief, judged against wide32n.
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/dense_wide32n_settle/final.safetensors', 'src/df2net/weights/df2net_cpu.safetensors', ('fine',), 'runs/dense_wide32n_settle/init_fine.safetensors')"
+$DF2NET train --train-config training/fine_wide32n.json --out runs/fine_wide32n
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/chain_wide32n_fp32.safetensors', 'runs/fine_wide32n/final.safetensors', ('fine',), 'runs/chain_wide32nf.safetensors')"
+$DF2NET train-relief --train-config training/relief_wide32n.json --out runs/relief_wide32n
+$DF2NET train-relief --out runs/relief_wide32n --scan-gain 1.35,1.4,1.45,1.5,1.55,1.6 --val data/synth_relief_val \
+  --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
+half_chain runs/relief_wide32n wide32nr
+judge_chain wide32n wide32nr
