@@ -668,10 +668,14 @@ save_weights(new.model, new.config, 'runs/chain_wide32n.safetensors', recipe=new
 PY
 judge_chain wide32fg wide32n
 SHIP_HALF=True ship_chain wide32n wide32fg runs/eval_ict_shipped runs/eval_ict_wide32fg runs/eval_ict_wide32n
-# 29. (Running at the end of the twelfth session.) F-Net continued 25 minutes on step 28's D
-#     (training/fine_wide32n.json), then the relief network retrained on that chain
+# 29. (Started at the end of the twelfth session: the F-Net run only.) F-Net continued 25 minutes
+#     on step 28's D (training/fine_wide32n.json), then the relief network retrained on that chain
 #     (training/relief_wide32n.json, 30-minute limit, checkpoints every 100 steps; resume with
 #     --resume), its gain scanned against the shipped file's false relief, judged against wide32n.
+#     After the F run the session's last minutes went to more ICT renders for the next D step
+#     (step 28 showed that more faces pay), resumable: make-data keeps the samples it has made.
+$DF2NET make-data synthetic --face-model ict --out data/ict_new3 --seed 7000 --count 2000 --plain-skin 0.5 \
+  --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
 $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('runs/dense_wide32n_settle/final.safetensors', 'src/df2net/weights/df2net_cpu.safetensors', ('fine',), 'runs/dense_wide32n_settle/init_fine.safetensors')"
 $DF2NET train --train-config training/fine_wide32n.json --out runs/fine_wide32n
