@@ -280,17 +280,21 @@ judge_chain() {
   done
   $PY scripts/shipping_rule.py $base $name
 }
-# The float16 copy of RUN/final_calibrated.safetensors (a relief run after its gain scan) as
-# runs/chain_NAME.safetensors, with its gain scan in the metadata.
-half_chain() {
-  local run=$1 name=$2
+# The float16 copy of the weights file SRC as runs/chain_NAME.safetensors, keeping its recipe and
+# what a file made from another keeps of its metadata (kept_metadata: the gain scan).
+half_copy() {
+  local src=$1 name=$2
   $PY - <<PY
 from df2net.model import load_weights
-from df2net.model.weights import save_weights
-new = load_weights('$run/final_calibrated.safetensors')
+from df2net.model.weights import kept_metadata, save_weights
+new = load_weights('$src')
 save_weights(new.model, new.config, 'runs/chain_$name.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
+             extra=kept_metadata(new.metadata), half=True)
 PY
+}
+# The float16 copy of RUN/final_calibrated.safetensors (a relief run after its gain scan).
+half_chain() {
+  half_copy "$1/final_calibrated.safetensors" "$2"
 }
 # One round on both worlds (steps 16-17): D-Net from training/dense_NAME.json, F-Net from
 # training/fine_NAME.json started from F_FROM's F-Net, chained with step 13's relief network,
@@ -658,14 +662,9 @@ $DF2NET make-data synthetic --face-model ict --out data/ict_new2 --seed 6000 --c
   --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
 $DF2NET train --train-config training/dense_wide32n.json --out runs/dense_wide32n
 $DF2NET train --train-config training/dense_wide32n_settle.json --out runs/dense_wide32n_settle
-$PY - <<'PY'
-from df2net.model import load_weights
-from df2net.model.weights import save_weights, transplant_weights
-transplant_weights('runs/chain_wide32fg.safetensors', 'runs/dense_wide32n_settle/final.safetensors', ('dense',), 'runs/chain_wide32n_fp32.safetensors')
-new = load_weights('runs/chain_wide32n_fp32.safetensors')
-save_weights(new.model, new.config, 'runs/chain_wide32n.safetensors', recipe=new.metadata.get('recipe'),
-             extra={k: new.metadata[k] for k in ('gain_calibration', 'transplanted') if k in new.metadata}, half=True)
-PY
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/chain_wide32fg.safetensors', 'runs/dense_wide32n_settle/final.safetensors', ('dense',), 'runs/chain_wide32n_fp32.safetensors')"
+half_copy runs/chain_wide32n_fp32.safetensors wide32n
 judge_chain wide32fg wide32n
 SHIP_HALF=True ship_chain wide32n wide32fg runs/eval_ict_shipped runs/eval_ict_wide32fg runs/eval_ict_wide32n
 # 29. (Started at the end of the twelfth session: the F-Net run only.) F-Net continued 25 minutes
@@ -686,13 +685,7 @@ transplant_weights('runs/dense_wide32n_settle/final.safetensors', 'src/df2net/we
 $DF2NET train --train-config training/fine_wide32n.json --out runs/fine_wide32n
 $PY -c "from df2net.model.weights import transplant_weights
 transplant_weights('runs/chain_wide32n_fp32.safetensors', 'runs/fine_wide32n/final.safetensors', ('fine',), 'runs/chain_wide32nf.safetensors')"
-$PY - <<'PY'
-from df2net.model import load_weights
-from df2net.model.weights import save_weights
-new = load_weights('runs/chain_wide32nf.safetensors')
-save_weights(new.model, new.config, 'runs/chain_wide32nfh.safetensors', recipe=new.metadata.get('recipe'),
-             extra={k: new.metadata[k] for k in ('gain_calibration', 'transplanted') if k in new.metadata}, half=True)
-PY
+half_copy runs/chain_wide32nf.safetensors wide32nfh
 judge_chain wide32n wide32nfh   # run this session on ict, std and relief only
 $DF2NET train-relief --train-config training/relief_wide32n.json --out runs/relief_wide32n
 $DF2NET train-relief --out runs/relief_wide32n --scan-gain 1.35,1.4,1.45,1.5,1.55,1.6 --val data/synth_relief_val \
