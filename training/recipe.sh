@@ -692,3 +692,18 @@ $DF2NET train-relief --out runs/relief_wide32n --scan-gain 1.35,1.4,1.45,1.5,1.5
   --val data/synth_relief_val2 --false-reference src/df2net/weights/df2net_cpu.safetensors
 half_chain runs/relief_wide32n wide32nr
 judge_chain wide32n wide32nr
+
+# 30. (Running, thirteenth session.) Step 24 and step 28 showed that more faces, not more steps,
+#     move D-Net on faces it has not seen: step 28's D continued as in step 28 (45 minutes bf16,
+#     then a 30-minute fp32 settle) with 2,000 more ICT renders (data/ict_new3, seed 7000, the
+#     flags of step 28's set) at the largest weight; chained with the shipped F and relief network
+#     (wide32t) and with step 29's F (wide32tf), both float16, judged against wide32n.
+$DF2NET train --train-config training/dense_wide32t.json --out runs/dense_wide32t
+$DF2NET train --train-config training/dense_wide32t_settle.json --out runs/dense_wide32t_settle
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/chain_wide32n_fp32.safetensors', 'runs/dense_wide32t_settle/final.safetensors', ('dense',), 'runs/chain_wide32t_fp32.safetensors')
+transplant_weights('runs/chain_wide32nf.safetensors', 'runs/dense_wide32t_settle/final.safetensors', ('dense',), 'runs/chain_wide32tf_fp32.safetensors')"
+half_copy runs/chain_wide32t_fp32.safetensors wide32t
+half_copy runs/chain_wide32tf_fp32.safetensors wide32tf
+judge_chain wide32n wide32t
+judge_chain wide32n wide32tf
