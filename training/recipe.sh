@@ -676,6 +676,8 @@ SHIP_HALF=True ship_chain wide32n wide32fg runs/eval_ict_shipped runs/eval_ict_w
 #     [-0.029, -0.016] (better), relief set normals better by 0.01, everything else within the
 #     noise, relief r unchanged this time (0.404, 0.454, 0.456): SHIP by the rule on those three
 #     sets; the 200 renders not yet judged, so not shipped (a gain of 0.02 degrees).
+#     Step 30 ships this F with its new D. The relief run below (its own relief network on this
+#     chain) has not been run yet.
 #     After the F run the session's last minutes went to more ICT renders for the next D step
 #     (step 28 showed that more faces pay), resumable: make-data keeps the samples it has made.
 $DF2NET make-data synthetic --face-model ict --out data/ict_new3 --seed 7000 --count 2000 --plain-skin 0.5 \
@@ -693,11 +695,17 @@ $DF2NET train-relief --out runs/relief_wide32n --scan-gain 1.35,1.4,1.45,1.5,1.5
 half_chain runs/relief_wide32n wide32nr
 judge_chain wide32n wide32nr
 
-# 30. (Running, thirteenth session.) Step 24 and step 28 showed that more faces, not more steps,
-#     move D-Net on faces it has not seen: step 28's D continued as in step 28 (45 minutes bf16,
-#     then a 30-minute fp32 settle) with 2,000 more ICT renders (data/ict_new3, seed 7000, the
-#     flags of step 28's set) at the largest weight; chained with the shipped F and relief network
-#     (wide32t) and with step 29's F (wide32tf), both float16, judged against wide32n.
+# 30. The shipped file (2026-12-08, thirteenth session; with step 29's F). Step 24 and step 28
+#     showed that more faces, not more steps, move D-Net on faces it has not seen: step 28's D
+#     continued as in step 28 (45 minutes bf16, 1,609 steps, then a 30-minute fp32 settle, 700
+#     steps) with 2,000 more ICT renders (data/ict_new3, seed 7000, the flags of step 28's set) at
+#     the largest weight; chained with the shipped F and relief network (wide32t) and with step
+#     29's F (wide32tf), both float16, judged against wide32n. Both: SHIP (ICT 5.16 -> 5.00 %,
+#     normals 12.23 -> 11.96 / 11.93, normals better beyond the noise on every set, the rest
+#     within it). wide32tf against wide32t: ICT normals [-0.030, -0.017] and relief-set normals
+#     better, the rest within the noise; shipped with logs' ship script as ship_chain does
+#     (SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_wide32n
+#     runs/eval_ict_wide32tf).
 $DF2NET train --train-config training/dense_wide32t.json --out runs/dense_wide32t
 $DF2NET train --train-config training/dense_wide32t_settle.json --out runs/dense_wide32t_settle
 $PY -c "from df2net.model.weights import transplant_weights
@@ -707,3 +715,4 @@ half_copy runs/chain_wide32t_fp32.safetensors wide32t
 half_copy runs/chain_wide32tf_fp32.safetensors wide32tf
 judge_chain wide32n wide32t
 judge_chain wide32n wide32tf
+SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_wide32n runs/eval_ict_wide32tf
