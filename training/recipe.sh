@@ -716,3 +716,11 @@ half_copy runs/chain_wide32tf_fp32.safetensors wide32tf
 judge_chain wide32n wide32t
 judge_chain wide32n wide32tf
 SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_wide32n runs/eval_ict_wide32tf
+
+# 31. (Started at the end of the thirteenth session: the data only.) Steps 28 and 30 each moved ICT
+#     normals by about 0.3 degrees with 1,200 and 2,000 new faces; the goal (11.71) wants about as
+#     many more. 2,000 more ICT renders (seed 8000, the same flags), resumable: make-data keeps the
+#     samples it has made. Then D-Net as in step 30 on all four ICT sets, chained with the shipped
+#     F and relief network, judged against wide32tf.
+$DF2NET make-data synthetic --face-model ict --out data/ict_new4 --seed 8000 --count 2000 --plain-skin 0.5 \
+  --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
