@@ -724,3 +724,9 @@ SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_w
 #     F and relief network, judged against wide32tf.
 $DF2NET make-data synthetic --face-model ict --out data/ict_new4 --seed 8000 --count 2000 --plain-skin 0.5 \
   --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
+$DF2NET train --train-config training/dense_wide32v.json --out runs/dense_wide32v
+$DF2NET train --train-config training/dense_wide32v_settle.json --out runs/dense_wide32v_settle
+$PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('runs/chain_wide32tf_fp32.safetensors', 'runs/dense_wide32v_settle/final.safetensors', ('dense',), 'runs/chain_wide32v_fp32.safetensors')"
+half_copy runs/chain_wide32v_fp32.safetensors wide32v
+judge_chain wide32tf wide32v
