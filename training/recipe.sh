@@ -292,6 +292,21 @@ save_weights(new.model, new.config, 'runs/chain_$name.safetensors', recipe=new.m
              extra=kept_metadata(new.metadata), half=True)
 PY
 }
+# D-Net continued as in steps 28-31: bf16 from training/dense_RUN.json, then the fp32 settle from
+# training/dense_RUN_settle.json.
+dense_run() {
+  $DF2NET train --train-config training/dense_$1.json --out runs/dense_$1
+  $DF2NET train --train-config training/dense_$1_settle.json --out runs/dense_$1_settle
+}
+# That D-Net (runs/dense_RUN_settle) put into the chain FROM (fp32, its F and relief network kept) as
+# runs/chain_NAME_fp32, its float16 copy runs/chain_NAME, judged against BASE.
+dense_chain() {
+  local run=$1 from=$2 name=$3 base=$4
+  $PY -c "from df2net.model.weights import transplant_weights
+transplant_weights('$from', 'runs/dense_${run}_settle/final.safetensors', ('dense',), 'runs/chain_${name}_fp32.safetensors')"
+  half_copy runs/chain_${name}_fp32.safetensors $name
+  judge_chain $base $name
+}
 # The float16 copy of RUN/final_calibrated.safetensors (a relief run after its gain scan).
 half_chain() {
   half_copy "$1/final_calibrated.safetensors" "$2"
@@ -660,12 +675,8 @@ SHIP_HALF=True ship_chain wide32fg wide32r runs/eval_ict_shipped runs/eval_ict_w
 #     Doubling the faces paid where doubling the steps (step 24) had not. Tensor sha256 2a82abfd...
 $DF2NET make-data synthetic --face-model ict --out data/ict_new2 --seed 6000 --count 1200 --plain-skin 0.5 \
   --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
-$DF2NET train --train-config training/dense_wide32n.json --out runs/dense_wide32n
-$DF2NET train --train-config training/dense_wide32n_settle.json --out runs/dense_wide32n_settle
-$PY -c "from df2net.model.weights import transplant_weights
-transplant_weights('runs/chain_wide32fg.safetensors', 'runs/dense_wide32n_settle/final.safetensors', ('dense',), 'runs/chain_wide32n_fp32.safetensors')"
-half_copy runs/chain_wide32n_fp32.safetensors wide32n
-judge_chain wide32fg wide32n
+dense_run wide32n
+dense_chain wide32n runs/chain_wide32fg.safetensors wide32n wide32fg
 SHIP_HALF=True ship_chain wide32n wide32fg runs/eval_ict_shipped runs/eval_ict_wide32fg runs/eval_ict_wide32n
 # 29. (Started at the end of the twelfth session: the F-Net run only.) F-Net continued 25 minutes
 #     on step 28's D (training/fine_wide32n.json), then the relief network retrained on that chain
@@ -706,15 +717,9 @@ judge_chain wide32n wide32nr
 #     better, the rest within the noise; shipped with logs' ship script as ship_chain does
 #     (SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_wide32n
 #     runs/eval_ict_wide32tf).
-$DF2NET train --train-config training/dense_wide32t.json --out runs/dense_wide32t
-$DF2NET train --train-config training/dense_wide32t_settle.json --out runs/dense_wide32t_settle
-$PY -c "from df2net.model.weights import transplant_weights
-transplant_weights('runs/chain_wide32n_fp32.safetensors', 'runs/dense_wide32t_settle/final.safetensors', ('dense',), 'runs/chain_wide32t_fp32.safetensors')
-transplant_weights('runs/chain_wide32nf.safetensors', 'runs/dense_wide32t_settle/final.safetensors', ('dense',), 'runs/chain_wide32tf_fp32.safetensors')"
-half_copy runs/chain_wide32t_fp32.safetensors wide32t
-half_copy runs/chain_wide32tf_fp32.safetensors wide32tf
-judge_chain wide32n wide32t
-judge_chain wide32n wide32tf
+dense_run wide32t
+dense_chain wide32t runs/chain_wide32n_fp32.safetensors wide32t wide32n
+dense_chain wide32t runs/chain_wide32nf.safetensors wide32tf wide32n
 SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_wide32n runs/eval_ict_wide32tf
 
 # 31. (Started at the end of the thirteenth session: the data only.) Steps 28 and 30 each moved ICT
@@ -724,9 +729,5 @@ SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_w
 #     F and relief network, judged against wide32tf.
 $DF2NET make-data synthetic --face-model ict --out data/ict_new4 --seed 8000 --count 2000 --plain-skin 0.5 \
   --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
-$DF2NET train --train-config training/dense_wide32v.json --out runs/dense_wide32v
-$DF2NET train --train-config training/dense_wide32v_settle.json --out runs/dense_wide32v_settle
-$PY -c "from df2net.model.weights import transplant_weights
-transplant_weights('runs/chain_wide32tf_fp32.safetensors', 'runs/dense_wide32v_settle/final.safetensors', ('dense',), 'runs/chain_wide32v_fp32.safetensors')"
-half_copy runs/chain_wide32v_fp32.safetensors wide32v
-judge_chain wide32tf wide32v
+dense_run wide32v
+dense_chain wide32v runs/chain_wide32tf_fp32.safetensors wide32v wide32tf
