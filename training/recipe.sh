@@ -331,6 +331,7 @@ transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_$nam
 # PREV's evaluations, the sheets, and the demo photos' open mouths (b4114fe's file, the previous
 # file and the new one). SHIP_HALF=True stores it as float16 (from step 26 on: the
 # 32-wide D-Net's file is 55 MB in fp32).
+# (Steps 16-28; from step 30 on scripts/ship_weights.sh does this.)
 ship_chain() {
   local name=$1 prev=$2; shift 2
   local old
@@ -714,13 +715,12 @@ judge_chain wide32n wide32nr
 #     29's F (wide32tf), both float16, judged against wide32n. Both: SHIP (ICT 5.16 -> 5.00 %,
 #     normals 12.23 -> 11.96 / 11.93, normals better beyond the noise on every set, the rest
 #     within it). wide32tf against wide32t: ICT normals [-0.030, -0.017] and relief-set normals
-#     better, the rest within the noise; shipped with logs' ship script as ship_chain does
-#     (SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_wide32n
-#     runs/eval_ict_wide32tf).
+#     better, the rest within the noise: wide32tf ships (scripts/ship_weights.sh, ship_chain's
+#     successor, which also writes the regions' and tilt tables' headers and the loss curves).
 dense_run wide32t
 dense_chain wide32t runs/chain_wide32n_fp32.safetensors wide32t wide32n
 dense_chain wide32t runs/chain_wide32nf.safetensors wide32tf wide32n
-SHIP_HALF=True ship_chain wide32tf wide32n runs/eval_ict_shipped runs/eval_ict_wide32n runs/eval_ict_wide32tf
+RUNS="dense_wide32t dense_wide32t_settle fine_wide32n" scripts/ship_weights.sh wide32tf wide32n 29-30
 
 # 31. (Started at the end of the thirteenth session: the data only.) Steps 28 and 30 each moved ICT
 #     normals by about 0.3 degrees with 1,200 and 2,000 new faces; the goal (11.71) wants about as
@@ -731,3 +731,4 @@ $DF2NET make-data synthetic --face-model ict --out data/ict_new4 --seed 8000 --c
   --marks 0.8 --strong-light 0.3 --fold-gain 1.7 --texture-cache data/ict_fits/textures --workers 2
 dense_run wide32v
 dense_chain wide32v runs/chain_wide32tf_fp32.safetensors wide32v wide32tf
+RUNS="dense_wide32v dense_wide32v_settle" scripts/ship_weights.sh wide32v wide32tf 31   # only on SHIP
