@@ -722,7 +722,8 @@ dense_chain wide32t runs/chain_wide32n_fp32.safetensors wide32t wide32n
 dense_chain wide32t runs/chain_wide32nf.safetensors wide32tf wide32n
 RUNS="dense_wide32t dense_wide32t_settle fine_wide32n" scripts/ship_weights.sh wide32tf wide32n 29-30
 
-# 31. (Started at the end of the thirteenth session: the data only.) Steps 28 and 30 each moved ICT
+# 31. (Started in the thirteenth session: the data made, all 2,000; the bf16 D run cut at the
+#     session's end, resumed with `train --out runs/dense_wide32v --resume --time-limit MIN`.) Steps 28 and 30 each moved ICT
 #     normals by about 0.3 degrees with 1,200 and 2,000 new faces; the goal (11.71) wants about as
 #     many more. 2,000 more ICT renders (seed 8000, the same flags), resumable: make-data keeps the
 #     samples it has made. Then D-Net as in step 30 on all four ICT sets, chained with the shipped
