@@ -8,7 +8,8 @@
 #
 #   RUNS="dense_X dense_X_settle" scripts/ship_weights.sh NAME PREV STEP
 #
-# (recipe.sh's ship_chain did this up to step 28; from step 30 on, this script.)
+# SHIP_HALF=False stores float32 (steps before 26); REGIONS lists other evaluations for the regions.
+#
 set -e
 NAME=${1:?usage: ship_weights.sh NAME PREV STEP}; PREV=${2:?previous chain name}; STEP=${3:?recipe step}
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ from df2net.model import load_weights
 from df2net.model.weights import save_weights
 new = load_weights('runs/chain_$NAME.safetensors')
 save_weights(new.model, new.config, 'src/df2net/weights/df2net_cpu.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': new.metadata['gain_calibration']}, half=True)
+             extra={'gain_calibration': new.metadata['gain_calibration']}, half=${SHIP_HALF:-True})
 print(load_weights('src/df2net/weights/df2net_cpu.safetensors').metadata['sha256'])
 PY
 $PY scripts/make_golden.py
@@ -36,7 +37,7 @@ $DF2NET evaluate data/fits_demo -o docs/evaluation_demo_fits --no-baselines > lo
 echo "docs evals $(date)"
 { echo "# scripts/expression_regions.py data/ict_eval, $(date +%F). eval_ict_shipped = b4114fe's file (c66e76e8); eval_ict_$PREV = the previous file ($OLD);"
   echo "# eval_ict_$NAME = this file (step $STEP). Only the finer stage and the landmark fits are listed."
-  $PY scripts/expression_regions.py data/ict_eval runs/eval_ict_shipped runs/eval_ict_$PREV runs/eval_ict_$NAME | grep -v "dense\|/fine " ; } > /tmp/regions.txt
+  $PY scripts/expression_regions.py data/ict_eval ${REGIONS:-runs/eval_ict_shipped runs/eval_ict_$PREV runs/eval_ict_$NAME} | grep -v "dense\|/fine " ; } > /tmp/regions.txt
 cp /tmp/regions.txt docs/evaluation_ict/regions.txt
 { echo "# python scripts/tilt_share.py data/ict_eval runs/eval_ict_$NAME runs/eval_ict_$PREV (the shipped file, step $STEP; runs/eval_ict_$PREV: the previous file)"
   $PY scripts/tilt_share.py data/ict_eval runs/eval_ict_$NAME runs/eval_ict_$PREV; } > /tmp/tilt_ict.txt

@@ -325,41 +325,11 @@ transplant_weights('runs/relief12/final_calibrated.safetensors', 'runs/fine_$nam
                    'runs/chain_$name.safetensors')"
   judge_chain $base $name
 }
-# Ship runs/chain_NAME.safetensors (the previous file kept as runs/shipped_before_NAME, its docs
-# tables as table_previous_weights_SHA8.txt), then
-# its goldens, docs tables, the mouth/eye regions (the listed evaluations), tilt by yaw against
-# PREV's evaluations, the sheets, and the demo photos' open mouths (b4114fe's file, the previous
-# file and the new one). SHIP_HALF=True stores it as float16 (from step 26 on: the
-# 32-wide D-Net's file is 55 MB in fp32).
-# (Steps 16-28; from step 30 on scripts/ship_weights.sh does this.)
+# Ship runs/chain_NAME.safetensors with scripts/ship_weights.sh (steps 16-28; the regions table
+# from the listed evaluations; SHIP_HALF=True from step 26 on, float32 before it).
 ship_chain() {
   local name=$1 prev=$2; shift 2
-  local old
-  old=$($PY -c "from df2net.model import load_weights; print(load_weights('src/df2net/weights/df2net_cpu.safetensors').metadata['sha256'][:8])")
-  for d in evaluation evaluation_ict evaluation_relief evaluation_demo_fits; do
-    cp docs/$d/table.txt docs/$d/table_previous_weights_$old.txt
-  done
-  cp src/df2net/weights/df2net_cpu.safetensors runs/shipped_before_$name.safetensors
-  $PY - <<PY
-from df2net.model import load_weights
-from df2net.model.weights import save_weights
-new = load_weights('runs/chain_$name.safetensors')
-save_weights(new.model, new.config, 'src/df2net/weights/df2net_cpu.safetensors', recipe=new.metadata.get('recipe'),
-             extra={'gain_calibration': new.metadata['gain_calibration']}, half=${SHIP_HALF:-False})
-PY
-  $PY scripts/make_golden.py
-  $DF2NET evaluate data/synth_eval -o docs/evaluation
-  $DF2NET evaluate data/ict_eval -o docs/evaluation_ict
-  $DF2NET evaluate data/synth_relief_eval -o docs/evaluation_relief --no-baselines
-  $DF2NET evaluate data/fits_demo -o docs/evaluation_demo_fits --no-baselines
-  $PY scripts/expression_regions.py data/ict_eval "$@"
-  $PY scripts/tilt_share.py data/ict_eval runs/eval_ict_$name runs/eval_ict_$prev
-  $PY scripts/tilt_share.py data/synth_eval runs/eval_std_$name runs/eval_std_$prev
-  $PY scripts/expressions_sheet.py docs/expressions.png ../shared/data/df2net_demo/{22,19,4,1}.png \
-    --before runs/shipped_c66e76e8.safetensors --after src/df2net/weights/df2net_cpu.safetensors
-  $PY scripts/contact_sheet.py ../shared/data/df2net_demo docs/demo_previews.png
-  $PY scripts/open_mouths.py ../shared/data/df2net_demo/*.png --weights runs/shipped_c66e76e8.safetensors \
-    --weights runs/shipped_before_$name.safetensors --weights src/df2net/weights/df2net_cpu.safetensors
+  SHIP_HALF=${SHIP_HALF:-False} REGIONS="$*" scripts/ship_weights.sh "$name" "$prev" 16-28
 }
 both_worlds_round both runs/fine_mix2/final.safetensors mix2_a05
 ship_chain both mix2_a05 runs/eval_ict_shipped runs/eval_ict_mix2_a05 runs/eval_ict_region runs/eval_ict_both
@@ -715,8 +685,8 @@ judge_chain wide32n wide32nr
 #     29's F (wide32tf), both float16, judged against wide32n. Both: SHIP (ICT 5.16 -> 5.00 %,
 #     normals 12.23 -> 11.96 / 11.93, normals better beyond the noise on every set, the rest
 #     within it). wide32tf against wide32t: ICT normals [-0.030, -0.017] and relief-set normals
-#     better, the rest within the noise: wide32tf ships (scripts/ship_weights.sh, ship_chain's
-#     successor, which also writes the regions' and tilt tables' headers and the loss curves).
+#     better, the rest within the noise: wide32tf ships (scripts/ship_weights.sh, which ship_chain
+#     now calls; it also writes the regions' and tilt tables' headers and the loss curves).
 dense_run wide32t
 dense_chain wide32t runs/chain_wide32n_fp32.safetensors wide32t wide32n
 dense_chain wide32t runs/chain_wide32nf.safetensors wide32tf wide32n
